@@ -1,0 +1,57 @@
+"""jobrunner: an asyncio-native job runtime on arq and Redis."""
+
+from jobrunner.context import JobContext
+from jobrunner.domain.models import AuditEntry, JobError, JobEvent, JobPage, JobRecord
+from jobrunner.domain.retry import RetryPolicy
+from jobrunner.domain.status import JobStatus
+from jobrunner.errors import (
+    ConfigError,
+    IdempotencyConflictError,
+    InvalidInputError,
+    InvalidParamsError,
+    JobNotCancellableError,
+    JobNotFoundError,
+    JobRunnerError,
+    ParamsTooLargeError,
+    PermanentError,
+    RedisUnavailableError,
+    TaskError,
+    TransientError,
+    UnknownTaskError,
+    WaitTimeoutError,
+)
+from jobrunner.registry import Registry, Task, task
+from jobrunner.runtime import JobRunner
+from jobrunner.settings import Settings
+from jobrunner.submission import EnqueueRequest
+
+__all__ = [
+    "AuditEntry",
+    "ConfigError",
+    "EnqueueRequest",
+    "IdempotencyConflictError",
+    "InvalidInputError",
+    "InvalidParamsError",
+    "JobContext",
+    "JobError",
+    "JobEvent",
+    "JobNotCancellableError",
+    "JobNotFoundError",
+    "JobPage",
+    "JobRecord",
+    "JobRunner",
+    "JobRunnerError",
+    "JobStatus",
+    "ParamsTooLargeError",
+    "PermanentError",
+    "RedisUnavailableError",
+    "Registry",
+    "RetryPolicy",
+    "Settings",
+    "Task",
+    "TaskError",
+    "TransientError",
+    "UnknownTaskError",
+    "WaitTimeoutError",
+    "task",
+]

@@ -6,6 +6,7 @@ Every error carries a stable ``code`` (what clients and failed job records show)
     JobRunnerError
     ├── ConfigError                  bad settings or ruleset files; raised at start-up
     ├── RedisUnavailableError        Redis cannot be reached within the timeout
+    ├── RecordCorruptError           a stored record that fails to decode
     ├── NotFoundError
     │   ├── JobNotFoundError         unknown or malformed job id
     │   ├── UnknownTaskError         task name not registered (lists the known ones)
@@ -50,6 +51,10 @@ class ConfigError(JobRunnerError):
 class RedisUnavailableError(JobRunnerError):
     code = "redis_unavailable"
     http_status = 503
+
+
+class RecordCorruptError(JobRunnerError):
+    code = "record_corrupt"
 
 
 class NotFoundError(JobRunnerError):

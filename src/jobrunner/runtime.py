@@ -1,0 +1,374 @@
+"""JobRunner: the library's front door (enqueue, get, list, cancel, watch, wait).
+
+Use it as an async context manager. Without a Redis URL it starts an embedded redis-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.jobs import serialize_job
+from pydantic import BaseModel
+from redis.exceptions import RedisError
+
+from jobrunner.domain.models import AuditEntry, JobEvent, JobPage, JobRecord
+from jobrunner.domain.status import JobStatus
+from jobrunner.embedded import embedded_redis
+from jobrunner.errors import (
+    InvalidInputError,
+    InvalidOverrideError,
+    JobNotCancellableError,
+    JobNotFoundError,
+    ParamsTooLargeError,
+    RedisUnavailableError,
+    WaitTimeoutError,
+)
+from jobrunner.registry import Registry, Task
+from jobrunner.settings import Settings
+from jobrunner.store.blobs import BlobStore, FileBlobStore
+from jobrunner.store.codec import decode_record, dumps, encode_fields
+from jobrunner.store.connection import connect
+from jobrunner.store.events import job_events
+from jobrunner.store.jobs import ArqEnqueue, JobStore, NewJob, Transition, valid_job_id
+from jobrunner.store.keys import Keys
+from jobrunner.store.workers import WorkerRegistry
+from jobrunner.submission import EnqueueRequest, parse_request
+
+# A higher priority moves a ready job this far back in arq's score order (ahead of older jobs).
+PRIORITY_STEP_MS = 60_000
+
+
+def _now_ms() -> float:
+    return time.time() * 1000
+
+
+@contextlib.asynccontextmanager
+async def redis_errors(operation: str) -> AsyncIterator[None]:
+    """Turn a Redis failure into one clear, typed error."""
+    try:
+        yield
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise RedisUnavailableError(f"{operation} failed: Redis unavailable ({exc})") from exc
+
+
+class _Prepared:
+    """A validated request turned into a record to create and an arq entry to add."""
+
+    def __init__(self, new: NewJob, task: Task[Any], queue: str, score_ms: int, arq_ttl_ms: int):
+        self.new = new
+        self.task = task
+        self.queue = queue
+        self.score_ms = score_ms
+        self.arq_ttl_ms = arq_ttl_ms
+
+    @property
+    def ready_now(self) -> bool:
+        return self.score_ms <= _now_ms()
+
+    @property
+    def arq_kwargs(self) -> dict[str, Any]:
+        return {} if self.new.expires_ms is None else {"expires_ms": self.new.expires_ms}
+
+
+class JobRunner:
+    """Enqueue and follow jobs. ``async with JobRunner(settings, registry) as runner: ...``"""
+
+    def __init__(
+        self, settings: Settings, registry: Registry, *, blobs: BlobStore | None = None
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.keys = Keys(settings.key_prefix)
+        self.blobs: BlobStore = blobs or FileBlobStore(settings.blob_dir)
+        self._stack = AsyncExitStack()
+        self._redis: ArqRedis | None = None
+        self._store: JobStore | None = None
+        self.redis_url: str = settings.redis_url or ""
+
+    async def __aenter__(self) -> JobRunner:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        s = self.settings
+        if s.redis_url is None:
+            self.redis_url = await self._stack.enter_async_context(embedded_redis(s.data_dir))
+        redis = await connect(
+            self.redis_url,
+            timeout=s.redis_timeout_seconds,
+            default_queue=self.keys.queue(s.default_plan),
+        )
+        self._stack.push_async_callback(redis.aclose, close_connection_pool=True)
+        self._redis = redis
+        self._store = JobStore(
+            redis,
+            self.keys,
+            record_ttl=s.record_ttl_seconds,
+            result_ttl=s.result_ttl_seconds,
+            idempotency_ttl=s.idempotency_ttl_seconds,
+        )
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
+        self._redis = None
+        self._store = None
+
+    @property
+    def redis(self) -> ArqRedis:
+        if self._redis is None:
+            raise RuntimeError("JobRunner is not started: use 'async with JobRunner(...)'")
+        return self._redis
+
+    @property
+    def store(self) -> JobStore:
+        if self._store is None:
+            raise RuntimeError("JobRunner is not started: use 'async with JobRunner(...)'")
+        return self._store
+
+    # -- enqueue ----------------------------------------------------------------------------
+
+    async def enqueue(
+        self, task: str | Task[Any], params: BaseModel | dict[str, Any] | None = None, **options: Any
+    ) -> JobRecord:
+        """Enqueue one job; options are the fields of ``EnqueueRequest`` (tenant, plan, ...)."""
+        name = task if isinstance(task, str) else task.name
+        raw = params.model_dump(mode="json") if isinstance(params, BaseModel) else params or {}
+        return await self.submit(parse_request({"task": name, "params": raw, **options}))
+
+    async def submit(self, request: EnqueueRequest) -> JobRecord:
+        """Enqueue a validated request through arq's ``enqueue_job``."""
+        prepared = self._prepare(request, _now_ms())
+        async with redis_errors("enqueue"):
+            job_id, created = await self.store.create(prepared.new)
+            if not created:
+                return await self.store.get(job_id)
+            await self._arq_enqueue(prepared)
+        return _record_of(prepared.new)
+
+    async def _arq_enqueue(self, p: _Prepared) -> None:
+        try:
+            await self.redis.enqueue_job(
+                p.task.name,
+                _job_id=p.new.job_id,
+                _queue_name=p.queue,
+                _defer_until=datetime.fromtimestamp(p.score_ms / 1000, tz=UTC),
+                _expires=timedelta(milliseconds=p.arq_ttl_ms),
+                **p.arq_kwargs,
+            )
+            if p.ready_now:
+                await self.redis.publish(self.keys.wake, p.queue)
+        except BaseException:
+            await self._mark_enqueue_failed(p.new.job_id)
+            raise
+
+    async def _mark_enqueue_failed(self, job_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.store.transition(
+                job_id,
+                Transition(
+                    target=JobStatus.FAILED,
+                    allowed_from=frozenset({JobStatus.QUEUED}),
+                    fields={"finished_at": _now_ms()},
+                    audit=AuditEntry(
+                        at=datetime.now(tz=UTC), event="failed", message="enqueue_failed"
+                    ),
+                ),
+                _now_ms(),
+            )
+
+    async def enqueue_many(self, requests: Sequence[EnqueueRequest | dict[str, Any]]) -> list[JobRecord]:
+        """Validate all, then create every record and arq entry in one pipelined round trip."""
+        now = _now_ms()
+        prepared = [self._prepare(parse_request(r), now) for r in requests]
+        entries = [(p.new, self._arq_entry(p)) for p in prepared]
+        wake = sorted({p.queue for p in prepared if p.ready_now})
+        async with redis_errors("enqueue_many"):
+            outcomes = await self.store.create_many(entries, wake)
+            records: list[JobRecord] = []
+            for p, (job_id, created) in zip(prepared, outcomes, strict=True):
+                records.append(_record_of(p.new) if created else await self.store.get(job_id))
+        return records
+
+    def _arq_entry(self, p: _Prepared) -> ArqEnqueue:
+        payload = serialize_job(
+            p.task.name, (), p.arq_kwargs, None, int(p.new.created_ms),
+            serializer=self.redis.job_serializer,
+        )  # fmt: skip
+        return ArqEnqueue(queue=p.queue, payload=payload, ttl_ms=p.arq_ttl_ms, score=p.score_ms)
+
+    def _prepare(self, req: EnqueueRequest, now_ms: float) -> _Prepared:
+        s = self.settings
+        task = self.registry.get(req.task)
+        raw_size = len(dumps(req.params).encode())
+        if raw_size > s.max_params_bytes:
+            raise ParamsTooLargeError(
+                f"params are {raw_size} bytes; the limit is {s.max_params_bytes}",
+                size=raw_size, limit=s.max_params_bytes,
+            )  # fmt: skip
+        params = task.parse(req.params).model_dump(mode="json")
+        params_json = dumps(params)
+        plan = req.plan or task.queue or s.default_plan
+        if plan not in s.plans:
+            raise InvalidInputError(f"unknown plan {plan!r}; plans: {list(s.plans)}", plan=plan)
+        timeout, max_tries = self._limits(task, req)
+        scheduled = _scheduled_ms(req, now_ms)
+        expires = scheduled + req.ttl_seconds * 1000 if req.ttl_seconds else None
+        job_id = uuid.uuid4().hex
+        fields = {
+            "id": job_id, "task": task.name, "params": params_json, "status": "queued",
+            "progress": 0.0, "attempts": 0, "max_tries": max_tries, "interruptions": 0,
+            "queue": self.keys.queue(plan), "plan": plan, "priority": req.priority,
+            "tenant": req.tenant, "correlation_id": req.correlation_id or job_id,
+            "idempotency_key": req.idempotency_key, "timeout_seconds": timeout,
+            "created_at": now_ms, "scheduled_at": scheduled, "expires_at": expires,
+        }  # fmt: skip
+        new = NewJob(
+            job_id=job_id, tenant=req.tenant, task=task.name, fields=fields, created_ms=now_ms,
+            audit=AuditEntry(at=datetime.now(tz=UTC), event="enqueued", status=JobStatus.QUEUED),
+            fingerprint=hashlib.sha256(f"{task.name}\0{params_json}".encode()).hexdigest(),
+            idempotency_key=req.idempotency_key, expires_ms=expires,
+        )  # fmt: skip
+        ready = scheduled <= now_ms
+        score = int(scheduled - (req.priority * PRIORITY_STEP_MS if ready else 0))
+        arq_ttl = int((expires or scheduled) - now_ms + s.job_key_ttl_seconds * 1000)
+        return _Prepared(new, task, self.keys.queue(plan), score, arq_ttl)
+
+    def _limits(self, task: Task[Any], req: EnqueueRequest) -> tuple[float, int]:
+        s = self.settings
+        default_timeout = task.timeout_seconds or s.default_timeout_seconds
+        timeout_limit = task.max_timeout_seconds or max(default_timeout, s.max_timeout_seconds)
+        timeout = req.timeout_seconds or default_timeout
+        if timeout > timeout_limit:
+            raise InvalidOverrideError(
+                f"timeout {timeout}s is over {task.name}'s limit of {timeout_limit}s",
+                limit=timeout_limit,
+            )
+        policy = task.retry or s.retry_policy
+        max_tries = req.max_tries or policy.max_tries
+        if max_tries > max(task.max_tries_limit, policy.max_tries):
+            raise InvalidOverrideError(
+                f"max_tries {max_tries} is over {task.name}'s limit of {task.max_tries_limit}",
+                limit=task.max_tries_limit,
+            )
+        return timeout, max_tries
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord:
+        async with redis_errors("get"):
+            return await self.store.get(job_id)
+
+    async def audit(self, job_id: str) -> list[AuditEntry]:
+        async with redis_errors("audit"):
+            return await self.store.audit(job_id)
+
+    async def list(
+        self,
+        tenant: str = "default",
+        *,
+        status: JobStatus | str | None = None,
+        task: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> JobPage:
+        if offset < 0 or not 1 <= limit <= 1000:
+            raise InvalidInputError("offset must be >= 0 and limit within 1..1000")
+        wanted = JobStatus(status) if status else None
+        async with redis_errors("list"):
+            return await self.store.list(tenant, status=wanted, task=task, offset=offset, limit=limit)
+
+    async def result(self, job_id: str) -> Any:
+        """The job's result: inline JSON, or loaded from the blob store for large ones."""
+        record = await self.get(job_id)
+        if record.result_ref:
+            return json.loads(await self.blobs.get_bytes(record.result_ref))
+        async with redis_errors("result"):
+            raw = await self.store.result_json(job_id)
+        if raw is None:
+            return None
+        return json.loads(raw)
+
+    async def workers(self) -> list[dict[str, Any]]:
+        async with redis_errors("workers"):
+            return await WorkerRegistry(self.redis, self.keys).live()
+
+    # -- control ----------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str, *, by: str = "api") -> JobRecord:
+        """Cancel a waiting job at once, or ask a running one to stop (within about a second)."""
+        async with redis_errors("cancel"):
+            code, status = await self.store.request_cancel(job_id, _now_ms(), by)
+        if code == -1:
+            raise JobNotCancellableError(f"job {job_id} is already {status}", status=status)
+        return await self.get(job_id)
+
+    async def watch(self, job_id: str) -> AsyncIterator[JobEvent]:
+        """Events for one job: a snapshot first, then changes, ending at a terminal status."""
+        if not valid_job_id(job_id):
+            raise JobNotFoundError(job_id)
+        async with job_events(self.redis, self.keys, job_id) as events:
+            record = await self.get(job_id)
+            yield _snapshot(record)
+            if record.is_terminal:
+                return
+            while True:
+                event = await events.next(timeout=1.0)
+                if event is None:  # quiet: re-read in case a message was lost
+                    record = await self.get(job_id)
+                    if record.is_terminal:
+                        yield _snapshot(record)
+                        return
+                    continue
+                yield event
+                if event.is_terminal:
+                    return
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
+        """Wait until the job is terminal; WaitTimeoutError after ``timeout`` seconds."""
+        try:
+            async with contextlib.aclosing(self.watch(job_id)) as events, _timeout(timeout):
+                async for event in events:
+                    if event.is_terminal:
+                        break
+        except TimeoutError as exc:
+            raise WaitTimeoutError(f"job {job_id} not finished after {timeout}s") from exc
+        return await self.get(job_id)
+
+
+def _timeout(seconds: float | None) -> asyncio.Timeout:
+    return asyncio.timeout(seconds)
+
+
+def _scheduled_ms(req: EnqueueRequest, now_ms: float) -> float:
+    if req.run_at is not None:
+        return max(req.run_at.timestamp() * 1000, now_ms)
+    return now_ms + (req.defer_seconds or 0) * 1000
+
+
+def _record_of(new: NewJob) -> JobRecord:
+    encoded = {k: v for k, v in encode_fields(new.fields).items() if v is not None}
+    return decode_record({k.encode(): v.encode() for k, v in encoded.items()}, new.job_id)
+
+
+def _snapshot(record: JobRecord) -> JobEvent:
+    return JobEvent(
+        job_id=record.id,
+        kind="snapshot",
+        status=record.status,
+        progress=record.progress,
+        message=record.message,
+        attempt=record.attempts,
+    )

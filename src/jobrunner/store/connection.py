@@ -1,0 +1,57 @@
+"""Redis clients: arq's ``ArqRedis`` over a pool that retries through restarts, never hangs."""
+
+from __future__ import annotations
+
+import asyncio
+
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from jobrunner.errors import RedisUnavailableError
+from jobrunner.serializer import deserialize, serialize
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def create_redis(url: str, *, timeout: float, default_queue: str) -> ArqRedis:
+    """An arq pool (JSON serializer) that retries a command through a brief Redis outage."""
+    pool = ConnectionPool.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=5),
+        health_check_interval=30,
+    )
+    redis = ArqRedis(
+        connection_pool=pool,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        default_queue_name=default_queue,
+    )
+    return redis
+
+
+async def connect(url: str, *, timeout: float, default_queue: str) -> ArqRedis:
+    """Create and ping; a Redis that does not answer within ``timeout`` is a clear error."""
+    redis = create_redis(url, timeout=timeout, default_queue=default_queue)
+    try:
+        async with asyncio.timeout(timeout * 2):
+            await redis.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        await redis.aclose(close_connection_pool=True)
+        raise RedisUnavailableError(
+            f"cannot reach Redis at {redact(url)}: {exc or type(exc).__name__}", url=redact(url)
+        ) from exc
+    return redis

@@ -1,0 +1,318 @@
+"""Durable job records, their indices, audit trail and results; every multi-key change is Lua."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+
+from jobrunner.domain.models import AuditEntry, JobPage, JobRecord
+from jobrunner.domain.status import TERMINAL, JobStatus
+from jobrunner.errors import IdempotencyConflictError, JobNotFoundError, RecordCorruptError
+from jobrunner.store.codec import (
+    audit_json,
+    decode_audit,
+    decode_record,
+    dumps,
+    encode_fields,
+    pairs_to_hash,
+)
+from jobrunner.store.keys import ARQ_ABORT, Keys, arq_job
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _lua(name: str) -> str:
+    return resources.files("jobrunner.store").joinpath(f"lua/{name}.lua").read_text()
+
+
+def valid_job_id(job_id: str) -> bool:
+    return bool(_JOB_ID.fullmatch(job_id))
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What ``create`` needs beyond the record's own fields."""
+
+    job_id: str
+    tenant: str
+    task: str
+    fields: Mapping[str, Any]
+    created_ms: float
+    audit: AuditEntry
+    fingerprint: str = ""
+    idempotency_key: str | None = None
+    expires_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ArqEnqueue:
+    """arq's own job entry, written beside the record by bulk enqueue."""
+
+    queue: str
+    payload: bytes
+    ttl_ms: int
+    score: int
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A status change: where to, from which statuses, and what else changes with it."""
+
+    target: JobStatus
+    allowed_from: frozenset[JobStatus]
+    fields: Mapping[str, Any]
+    audit: AuditEntry
+    increment: str | None = None
+    increment_when: JobStatus | None = None
+    result_json: str | None = None
+
+
+class JobStore:
+    """Records, indices, audit and results under one key prefix."""
+
+    def __init__(
+        self, redis: Redis, keys: Keys, *, record_ttl: int, result_ttl: int, idempotency_ttl: int
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.record_ttl = record_ttl
+        self.result_ttl = result_ttl
+        self.idempotency_ttl = idempotency_ttl
+        self._create = redis.register_script(_lua("create_job"))
+        self._transition = redis.register_script(_lua("transition"))
+        self._cancel = redis.register_script(_lua("request_cancel"))
+
+    # -- creation ---------------------------------------------------------------------------
+
+    def _create_call(
+        self, job: NewJob, arq: ArqEnqueue | None = None
+    ) -> tuple[list[str], list[str | bytes]]:
+        k = self.keys
+        idem = k.idempotency(job.tenant, job.idempotency_key) if job.idempotency_key else ""
+        keys = [
+            k.job(job.job_id),
+            k.audit(job.job_id),
+            k.tenant_index(job.tenant),
+            k.status_index(job.tenant, JobStatus.QUEUED),
+            k.task_index(job.tenant, job.task),
+            k.tenants,
+            idem,
+            k.expiring,
+            arq_job(job.job_id) if arq else "",
+            arq.queue if arq else "",
+        ]
+        fields = {n: v for n, v in encode_fields(job.fields).items() if v is not None}
+        args: list[str | bytes] = [
+            job.job_id,
+            json.dumps(fields),
+            repr(job.created_ms),
+            job.tenant,
+            job.fingerprint,
+            str(self.idempotency_ttl),
+            "" if job.expires_ms is None else repr(job.expires_ms),
+            audit_json(job.audit),
+        ]
+        if arq:
+            args += [arq.payload, str(arq.ttl_ms), str(arq.score)]
+        return keys, args
+
+    async def create(self, job: NewJob) -> tuple[str, bool]:
+        """Store a new record; returns (job id, created). An idempotent repeat returns (old id, False)."""
+        keys, args = self._create_call(job)
+        code, job_id = await self._create(keys=keys, args=args)
+        return self._created(code, job_id, job)
+
+    async def create_many(
+        self, jobs: Sequence[tuple[NewJob, ArqEnqueue]], wake_queues: Sequence[str]
+    ) -> list[tuple[str, bool]]:
+        """Create records and their arq entries in one pipelined round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job, arq in jobs:
+                keys, args = self._create_call(job, arq)
+                await self._create(keys=keys, args=args, client=pipe)
+            for queue in wake_queues:
+                pipe.publish(self.keys.wake, queue)
+            replies = await pipe.execute(raise_on_error=False)
+        outcomes: list[tuple[str, bool]] = []
+        for (job, _), reply in zip(jobs, replies, strict=False):
+            if isinstance(reply, Exception):
+                raise reply
+            outcomes.append(self.created_from(reply, job))
+        return outcomes
+
+    def _created(self, code: int, job_id: bytes, job: NewJob) -> tuple[str, bool]:
+        existing = job_id.decode()
+        if code == -1:
+            raise IdempotencyConflictError(
+                f"idempotency key {job.idempotency_key!r} was used for a different payload",
+                idempotency_key=job.idempotency_key,
+                job_id=existing,
+            )
+        return existing, code == 1
+
+    def created_from(self, reply: Sequence[Any], job: NewJob) -> tuple[str, bool]:
+        code, job_id = reply
+        return self._created(int(code), job_id, job)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord:
+        if not valid_job_id(job_id):
+            raise JobNotFoundError(job_id)
+        raw = await self.redis.hgetall(self.keys.job(job_id))
+        if not raw:
+            raise JobNotFoundError(job_id)
+        return decode_record(raw, job_id)
+
+    async def audit(self, job_id: str) -> list[AuditEntry]:
+        if not valid_job_id(job_id) or not await self.redis.exists(self.keys.job(job_id)):
+            raise JobNotFoundError(job_id)
+        return decode_audit(await self.redis.lrange(self.keys.audit(job_id), 0, -1))
+
+    async def result_json(self, job_id: str) -> str | None:
+        raw = await self.redis.get(self.keys.result(job_id))
+        return None if raw is None else bytes(raw).decode()
+
+    async def list(
+        self,
+        tenant: str,
+        *,
+        status: JobStatus | None = None,
+        task: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> JobPage:
+        """Newest first, from the per-tenant indices (never a SCAN)."""
+        k = self.keys
+        index_keys = [k.status_index(tenant, status)] if status else []
+        index_keys += [k.task_index(tenant, task)] if task else []
+        if len(index_keys) < 2:
+            key = index_keys[0] if index_keys else k.tenant_index(tenant)
+            total = await self.redis.zcard(key)
+            ids = await self.redis.zrevrange(key, offset, offset + limit - 1)
+        else:
+            # Two filters: intersect the two indices (both hold only this tenant's ids).
+            both = await self.redis.zinter(index_keys, aggregate="MAX", withscores=True)
+            both.sort(key=lambda pair: pair[1], reverse=True)
+            total = len(both)
+            ids = [member for member, _ in both[offset : offset + limit]]
+        records = await self._load_many([i.decode() for i in ids], index_keys or [key])
+        return JobPage(items=records, total=total, offset=offset, limit=limit)
+
+    async def _load_many(self, ids: list[str], index_keys: list[str]) -> list[JobRecord]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self.keys.job(job_id))
+            raws = await pipe.execute()
+        records: list[JobRecord] = []
+        for job_id, raw in zip(ids, raws, strict=True):
+            if not raw:  # the record expired; its index entries are pruned by the cleanup cron
+                continue
+            try:
+                records.append(decode_record(raw, job_id))
+            except RecordCorruptError:
+                continue
+        return records
+
+    # -- changes ----------------------------------------------------------------------------
+
+    async def transition(self, job_id: str, change: Transition, now_ms: float) -> JobRecord | None:
+        """Apply ``change`` if the current status allows it; None when it does not."""
+        k = self.keys
+        terminal = change.target in TERMINAL
+        fields = encode_fields(change.fields)
+        reply = await self._transition(
+            keys=[
+                k.job(job_id),
+                k.audit(job_id),
+                k.events(job_id),
+                k.finished,
+                k.expiring,
+                k.result(job_id),
+            ],
+            args=[
+                change.target.value,
+                ",".join(s.value for s in change.allowed_from),
+                json.dumps(fields),
+                audit_json(change.audit),
+                repr(now_ms),
+                "1" if terminal else "0",
+                str(self.record_ttl),
+                k.status_index("{tenant}", "{status}"),
+                job_id,
+                change.increment or "",
+                change.result_json or "",
+                str(self.result_ttl),
+                change.increment_when.value if change.increment_when else "",
+            ],
+        )
+        if reply[0] == -2:
+            raise JobNotFoundError(job_id)
+        if reply[0] == -1:
+            return None
+        return decode_record(pairs_to_hash(reply[1]), job_id)
+
+    async def request_cancel(self, job_id: str, now_ms: float, by: str) -> tuple[int, str]:
+        """(1, 'cancelled') for a waiting job, (2, 'requested') for a running one, (-1, status)."""
+        if not valid_job_id(job_id):
+            raise JobNotFoundError(job_id)
+        k = self.keys
+        at = AuditEntry.model_validate({"at": now_ms / 1000, "event": "cancelled", "message": by})
+        requested = at.model_copy(update={"event": "cancel_requested"})
+        reply = await self._cancel(
+            keys=[
+                k.job(job_id),
+                k.audit(job_id),
+                k.events(job_id),
+                k.finished,
+                k.expiring,
+                ARQ_ABORT,
+                k.wake,
+            ],
+            args=[
+                job_id,
+                repr(now_ms),
+                str(self.record_ttl),
+                k.status_index("{tenant}", "{status}"),
+                arq_job(job_id),
+                audit_json(at.model_copy(update={"status": JobStatus.CANCELLED})),
+                audit_json(requested),
+            ],
+        )
+        if reply[0] == -2:
+            raise JobNotFoundError(job_id)
+        return int(reply[0]), reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+
+    async def set_progress(
+        self,
+        job_id: str,
+        progress: float,
+        message: str | None,
+        now_ms: float,
+        milestone: AuditEntry | None,
+        event_json: str,
+    ) -> None:
+        """Cheap progress write: one pipelined round trip, no Lua."""
+        k = self.keys
+        fields: dict[str, str] = {"progress": repr(progress), "updated_at": repr(now_ms)}
+        if message is not None:
+            fields["message"] = message
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(k.job(job_id), mapping=fields)  # type: ignore[arg-type]
+            if milestone is not None:
+                pipe.rpush(k.audit(job_id), audit_json(milestone))
+            pipe.publish(k.events(job_id), event_json)
+            await pipe.execute()
+
+    async def append_audit(self, job_id: str, entry: AuditEntry) -> None:
+        await self.redis.rpush(self.keys.audit(job_id), audit_json(entry))
+
+
+def result_payload(value: Any) -> str:
+    return dumps(value)

@@ -1,0 +1,90 @@
+"""The one place Redis key names are spelled. arq's own keys come from ``arq.constants``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one deployment's prefix, so several deployments can share a Redis."""
+
+    prefix: str
+
+    def queue(self, plan: str) -> str:
+        return f"{self.prefix}:queue:{plan}"
+
+    @property
+    def maintenance_queue(self) -> str:
+        return f"{self.prefix}:queue:_maintenance"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def audit(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:audit"
+
+    def result(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:result"
+
+    def events(self, job_id: str) -> str:
+        return f"{self.prefix}:events:{job_id}"
+
+    def tenant_index(self, tenant: str) -> str:
+        return f"{self.prefix}:idx:{tenant}:all"
+
+    def status_index(self, tenant: str, status: str) -> str:
+        return f"{self.prefix}:idx:{tenant}:status:{status}"
+
+    def task_index(self, tenant: str, task: str) -> str:
+        return f"{self.prefix}:idx:{tenant}:task:{task}"
+
+    @property
+    def tenants(self) -> str:
+        return f"{self.prefix}:tenants"
+
+    @property
+    def expiring(self) -> str:
+        """Zset of job ids by the time they expire if not started."""
+        return f"{self.prefix}:expiring"
+
+    @property
+    def finished(self) -> str:
+        """Zset of terminal job ids by finish time, for the cleanup cron."""
+        return f"{self.prefix}:finished"
+
+    def idempotency(self, tenant: str, key: str) -> str:
+        return f"{self.prefix}:idem:{tenant}:{key}"
+
+    @property
+    def wake(self) -> str:
+        """Pub/sub channel that wakes idle workers when a job is enqueued or aborted."""
+        return f"{self.prefix}:wake"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}:worker:{worker_id}"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    @property
+    def all_prefix_pattern(self) -> str:
+        return f"{self.prefix}:*"
+
+
+def arq_job(job_id: str) -> str:
+    return job_key_prefix + job_id
+
+
+def arq_in_progress(job_id: str) -> str:
+    return in_progress_key_prefix + job_id
+
+
+def arq_retry(job_id: str) -> str:
+    return retry_key_prefix + job_id
+
+
+ARQ_ABORT = abort_jobs_ss

@@ -1,0 +1,65 @@
+"""The registry of live workers: one hash per worker with a TTL, refreshed by heartbeats."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from jobrunner.store.keys import Keys, arq_in_progress
+
+
+class WorkerRegistry:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def beat(
+        self,
+        worker_id: str,
+        info: dict[str, Any],
+        *,
+        now_ms: float,
+        ttl_seconds: float,
+        running_job_ids: Iterable[str],
+        lease_ms: int,
+    ) -> None:
+        """Refresh this worker's entry and renew the arq leases of the jobs it runs."""
+        key = self.keys.worker(worker_id)
+        fields = {name: json.dumps(value) for name, value in info.items()}
+        fields["last_seen_ms"] = repr(now_ms)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            pipe.pexpire(key, int(ttl_seconds * 1000))
+            pipe.zadd(self.keys.workers, {worker_id: now_ms})
+            for job_id in running_job_ids:
+                # PEXPIRE never creates a key: a lease arq already deleted stays deleted
+                pipe.pexpire(arq_in_progress(job_id), lease_ms)
+            await pipe.execute()
+
+    async def remove(self, worker_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.keys.worker(worker_id))
+            pipe.zrem(self.keys.workers, worker_id)
+            await pipe.execute()
+
+    async def live(self) -> list[dict[str, Any]]:
+        """Workers whose entry has not expired; stale ids are pruned from the set."""
+        ids = [i.decode() for i in await self.redis.zrange(self.keys.workers, 0, -1)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for worker_id in ids:
+                pipe.hgetall(self.keys.worker(worker_id))
+            raws = await pipe.execute()
+        live: list[dict[str, Any]] = []
+        stale: list[str] = []
+        for worker_id, raw in zip(ids, raws, strict=True):
+            if not raw:
+                stale.append(worker_id)
+                continue
+            entry = {k.decode(): json.loads(v) for k, v in raw.items()}
+            live.append({"id": worker_id, **entry})
+        if stale:
+            await self.redis.zrem(self.keys.workers, *stale)
+        return live

@@ -1,0 +1,1 @@
+"""Thin async task adapters over pure code: demo, pipelines, maintenance."""

@@ -1,0 +1,106 @@
+"""arq's Worker, extended: woken on enqueue, claims a batch per round trip, short renewable lease.
+
+Everything else (running the coroutine, retries via ``Retry``, abort, finishing) stays arq's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.utils import timestamp_ms
+from arq.worker import Function, Worker
+
+from jobrunner.serializer import deserialize, serialize
+from jobrunner.store.claims import Claimer
+
+
+class JobRunnerWorker(Worker):
+    """Consumes one arq queue inside a multi-queue process.
+
+    arq sleeps ``poll_delay`` between polls (0-500 ms of added latency); this worker instead
+    waits on ``wake``, an event set when a job is enqueued on its queue, a cancel is requested
+    or one of its own jobs finishes, and polls at ``idle_poll_seconds`` only as a fallback
+    (deferred jobs, missed messages).
+    """
+
+    def __init__(
+        self,
+        functions: Sequence[Function],
+        *,
+        queue_name: str,
+        redis_pool: ArqRedis,
+        max_jobs: int,
+        lease_seconds: float,
+        idle_poll_seconds: float,
+        scan_limit: int,
+        wake: asyncio.Event,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            functions,
+            queue_name=queue_name,
+            redis_pool=redis_pool,
+            max_jobs=max_jobs,
+            handle_signals=False,
+            poll_delay=0,
+            allow_abort_jobs=True,
+            keep_result=0,
+            max_tries=1_000_000,  # jobrunner decides retries itself (see worker.execution)
+            job_serializer=serialize,
+            job_deserializer=deserialize,
+            **kwargs,
+        )
+        # arq sets the lease to the longest function timeout + 10 s and never renews it; ours is
+        # short and renewed by the runner's heartbeat, so a dead worker's jobs return quickly.
+        self.in_progress_timeout_s = lease_seconds
+        self.wake = wake
+        self.idle_poll_seconds = idle_poll_seconds
+        self.scan_limit = scan_limit
+        self._claimer = Claimer(redis_pool)
+
+    async def _poll_iteration(self) -> None:
+        self.wake.clear()
+        started = 0
+        idle = self.idle_poll_seconds
+        if self.allow_pick_jobs and self.job_counter < self.max_jobs:
+            started, next_due = await self._claim_and_start(self.max_jobs - self.job_counter)
+            if next_due is not None:  # a deferred job or a retry: sleep until it is due
+                idle = min(idle, max(next_due - timestamp_ms(), 1) / 1000)
+        if self.allow_abort_jobs:
+            await self._cancel_aborted_jobs()
+        for job_id, t in list(self.tasks.items()):
+            if t.done():
+                del self.tasks[job_id]
+                t.result()  # surfaces errors raised inside arq's run_job
+        await self.heart_beat()
+        if not started:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), idle)
+
+    async def _claim_and_start(self, free_slots: int) -> tuple[int, int | None]:
+        claimed, next_due = await self._claimer.claim(
+            self.queue_name,
+            wanted=free_slots,
+            now_ms=timestamp_ms(),
+            scan=max(self.scan_limit, free_slots * 10),
+            lease_ms=int(self.in_progress_timeout_s * 1000),
+        )
+        for job_id, score in claimed:
+            await self.sem.acquire()  # never waits: we claimed at most the free slots
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
+        return len(claimed), next_due
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        self.wake.set()  # a slot is free: look for more work now, not after the idle poll
+
+    @property
+    def running_job_ids(self) -> list[str]:
+        return [job_id for job_id, t in self.tasks.items() if not t.done()]

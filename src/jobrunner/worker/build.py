@@ -1,0 +1,59 @@
+"""Settings for the plain ``arq`` command, built on first access (no environment read at import).
+
+``arq jobrunner.worker.WorkerSettings`` runs arq's own Worker on the maintenance queue (cron);
+its start-up hook starts a ``WorkerRunner`` in the same event loop for the plan queues, and its
+shutdown hook stops that runner gracefully.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobrunner.errors import ConfigError
+from jobrunner.logs import configure_logging
+from jobrunner.serializer import deserialize, serialize
+from jobrunner.settings import Settings
+from jobrunner.store.connection import create_redis
+from jobrunner.store.keys import Keys
+from jobrunner.tasks.catalog import build_registry
+from jobrunner.tasks.maintenance import maintenance_cron
+from jobrunner.worker.runner import WorkerRunner
+
+
+def arq_worker_settings(settings: Settings) -> dict[str, Any]:
+    if settings.redis_url is None:
+        raise ConfigError(
+            "set JOBRUNNER_REDIS_URL for the arq command (the embedded Redis is for 'jobrunner up')"
+        )
+    registry = build_registry(settings)
+    keys = Keys(settings.key_prefix)
+    redis = create_redis(
+        settings.redis_url,
+        timeout=settings.redis_timeout_seconds,
+        default_queue=keys.queue(settings.default_plan),
+    )
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        configure_logging(json=settings.log_json, level=settings.log_level)
+        runner = WorkerRunner(settings, registry, redis=redis)
+        await runner.start()
+        ctx["runner"] = runner
+        ctx["services"] = runner.services
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        runner: WorkerRunner | None = ctx.get("runner")
+        if runner is not None:
+            await runner.stop()
+
+    return {
+        "functions": [],
+        "cron_jobs": maintenance_cron(),
+        "queue_name": keys.maintenance_queue,
+        "redis_pool": redis,
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "job_serializer": serialize,
+        "job_deserializer": deserialize,
+        "keep_result": 0,
+        "max_jobs": 2,
+    }

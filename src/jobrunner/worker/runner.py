@@ -1,0 +1,208 @@
+"""A worker process: several queues in one event loop, heartbeats, wake-ups, graceful stop.
+
+Each plan queue gets a ``JobRunnerWorker`` with its share of the concurrency, so a backlog in
+``free`` never takes the slots reserved for ``enterprise``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from arq.connections import ArqRedis
+from arq.cron import CronJob
+from arq.worker import Worker
+
+from jobrunner.domain.shares import split_concurrency
+from jobrunner.registry import Registry
+from jobrunner.settings import Settings
+from jobrunner.store.blobs import BlobStore, FileBlobStore
+from jobrunner.store.jobs import JobStore
+from jobrunner.store.keys import Keys
+from jobrunner.store.workers import WorkerRegistry
+from jobrunner.worker.arq_worker import JobRunnerWorker
+from jobrunner.worker.execution import Services, arq_function
+from jobrunner.worker.wakeups import WakeListener
+
+log = structlog.get_logger("jobrunner.worker")
+
+
+def job_store(redis: ArqRedis, settings: Settings) -> JobStore:
+    return JobStore(
+        redis,
+        Keys(settings.key_prefix),
+        record_ttl=settings.record_ttl_seconds,
+        result_ttl=settings.result_ttl_seconds,
+        idempotency_ttl=settings.idempotency_ttl_seconds,
+    )
+
+
+class WorkerRunner:
+    """Runs the queues of one process until ``stop()`` (or SIGTERM/SIGINT under ``run()``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        redis: ArqRedis,
+        blobs: BlobStore | None = None,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        cron_jobs: Sequence[CronJob] = (),
+        maintenance_functions: Sequence[Any] = (),
+    ) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.redis = redis
+        self.queues = tuple(queues or settings.worker_queues)
+        self.concurrency = concurrency or settings.concurrency
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.services = Services(
+            store=job_store(redis, settings),
+            blobs=blobs or FileBlobStore(settings.blob_dir),
+            settings=settings,
+            worker_id=self.worker_id,
+        )
+        self.registry = registry
+        self.slots = split_concurrency(self.concurrency, self.queues, settings.plan_shares)
+        self.workers: dict[str, JobRunnerWorker] = {}
+        self._cron_jobs = list(cron_jobs)
+        self._maintenance_functions = list(maintenance_functions)
+        self._maintenance: Worker | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._wake = WakeListener(redis, self.keys.wake)
+        self._stopped = asyncio.Event()
+        self._stopping = False
+
+    def _build_workers(self) -> None:
+        functions = [arq_function(t, self.services) for t in self.registry]
+        if not functions:
+            raise ValueError("no tasks to run: the registry is empty")
+        s = self.settings
+        for plan in self.queues:
+            queue = self.keys.queue(plan)
+            self.workers[plan] = JobRunnerWorker(
+                functions,
+                queue_name=queue,
+                redis_pool=self.redis,
+                max_jobs=self.slots[plan],
+                lease_seconds=s.lease_seconds,
+                idle_poll_seconds=s.poll_delay_seconds,
+                scan_limit=max(1000, self.slots[plan] * 10),
+                wake=self._wake.event_for(queue),
+                ctx={"services": self.services},
+            )
+        if self._cron_jobs:
+            self._maintenance = Worker(
+                self._maintenance_functions,
+                queue_name=self.keys.maintenance_queue,
+                redis_pool=self.redis,
+                cron_jobs=self._cron_jobs,
+                handle_signals=False,
+                max_jobs=2,
+                keep_result=0,
+                job_serializer=self.redis.job_serializer,
+                job_deserializer=self.redis.job_deserializer,
+                ctx={"services": self.services},
+            )
+
+    async def start(self) -> None:
+        """Start consuming in background tasks of the running loop."""
+        self.services.loop = asyncio.get_running_loop()
+        self._build_workers()
+        await self._wake.start()
+        arq_workers: list[Worker] = [*self.workers.values()]
+        if self._maintenance:
+            arq_workers.append(self._maintenance)
+        for worker in arq_workers:
+            worker.main_task = asyncio.create_task(worker.main())
+            self._tasks.append(worker.main_task)
+        self._tasks.append(asyncio.create_task(self._heartbeats()))
+        await self._beat()
+        log.info("worker started", worker_id=self.worker_id, slots=self.slots)
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Start, then run until stopped; SIGTERM/SIGINT stop gracefully."""
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        await self.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.stop()
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Take no new jobs, let running ones finish for ``grace`` seconds, leave the rest
+        to be run again (arq re-queues a cancelled job; its record goes back to queued)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._stopped.set()
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        for worker in self.workers.values():
+            worker.allow_pick_jobs = False
+        running = [t for w in self.workers.values() for t in w.tasks.values() if not t.done()]
+        log.info("worker stopping", running=len(running), grace=grace)
+        if running:
+            await asyncio.wait(running, timeout=grace)
+        for t in running:
+            t.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._wake.stop()
+        with contextlib.suppress(Exception):
+            await WorkerRegistry(self.redis, self.keys).remove(self.worker_id)
+        log.info("worker stopped", worker_id=self.worker_id)
+
+    @property
+    def running_job_ids(self) -> list[str]:
+        return [j for w in self.workers.values() for j in w.running_job_ids]
+
+    async def _beat(self) -> None:
+        s = self.settings
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": list(self.queues),
+            "concurrency": self.concurrency,
+            "jobs_running": len(self.running_job_ids),
+            "jobs_complete": sum(w.jobs_complete for w in self.workers.values()),
+            "jobs_failed": sum(w.jobs_failed for w in self.workers.values()),
+        }
+        await WorkerRegistry(self.redis, self.keys).beat(
+            self.worker_id,
+            info,
+            now_ms=time.time() * 1000,
+            ttl_seconds=max(s.heartbeat_seconds * 3, s.lease_seconds),
+            running_job_ids=self.running_job_ids,
+            lease_ms=int(s.lease_seconds * 1000),
+        )
+
+    async def _heartbeats(self) -> None:
+        """Refresh the registry entry and renew the leases of running jobs."""
+        interval = min(self.settings.heartbeat_seconds, self.settings.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._beat()
+            except Exception as exc:  # keep beating through a Redis blip; leases are long enough
+                log.warning("heartbeat failed", error=str(exc))
