@@ -53,12 +53,14 @@ def _now_ms() -> float:
 
 
 @contextlib.asynccontextmanager
-async def redis_errors(operation: str) -> AsyncIterator[None]:
-    """Turn a Redis failure into one clear, typed error."""
+async def redis_errors(operation: str, deadline: float) -> AsyncIterator[None]:
+    """Turn a Redis failure, or no answer within ``deadline`` seconds, into one typed error."""
     try:
-        yield
+        async with asyncio.timeout(deadline):
+            yield
     except (RedisError, OSError, TimeoutError) as exc:
-        raise RedisUnavailableError(f"{operation} failed: Redis unavailable ({exc})") from exc
+        reason = str(exc) or f"no answer within {deadline:g}s"
+        raise RedisUnavailableError(f"{operation} failed: Redis unavailable ({reason})") from exc
 
 
 class _Prepared:
@@ -138,6 +140,9 @@ class JobRunner:
             raise RuntimeError("JobRunner is not started: use 'async with JobRunner(...)'")
         return self._store
 
+    def _guard(self, operation: str, scale: int = 1) -> contextlib.AbstractAsyncContextManager[None]:
+        return redis_errors(operation, self.settings.redis_timeout_seconds * 2 * scale)
+
     # -- enqueue ----------------------------------------------------------------------------
 
     async def enqueue(
@@ -151,7 +156,7 @@ class JobRunner:
     async def submit(self, request: EnqueueRequest) -> JobRecord:
         """Enqueue a validated request through arq's ``enqueue_job``."""
         prepared = self._prepare(request, _now_ms())
-        async with redis_errors("enqueue"):
+        async with self._guard("enqueue"):
             job_id, created = await self.store.create(prepared.new)
             if not created:
                 return await self.store.get(job_id)
@@ -195,7 +200,7 @@ class JobRunner:
         prepared = [self._prepare(parse_request(r), now) for r in requests]
         entries = [(p.new, self._arq_entry(p)) for p in prepared]
         wake = sorted({p.queue for p in prepared if p.ready_now})
-        async with redis_errors("enqueue_many"):
+        async with self._guard("enqueue_many", scale=1 + len(prepared) // 1000):
             outcomes = await self.store.create_many(entries, wake)
             records: list[JobRecord] = []
             for p, (job_id, created) in zip(prepared, outcomes, strict=True):
@@ -268,11 +273,11 @@ class JobRunner:
     # -- reads ------------------------------------------------------------------------------
 
     async def get(self, job_id: str) -> JobRecord:
-        async with redis_errors("get"):
+        async with self._guard("get"):
             return await self.store.get(job_id)
 
     async def audit(self, job_id: str) -> list[AuditEntry]:
-        async with redis_errors("audit"):
+        async with self._guard("audit"):
             return await self.store.audit(job_id)
 
     async def list(
@@ -287,7 +292,7 @@ class JobRunner:
         if offset < 0 or not 1 <= limit <= 1000:
             raise InvalidInputError("offset must be >= 0 and limit within 1..1000")
         wanted = JobStatus(status) if status else None
-        async with redis_errors("list"):
+        async with self._guard("list"):
             return await self.store.list(tenant, status=wanted, task=task, offset=offset, limit=limit)
 
     async def result(self, job_id: str) -> Any:
@@ -295,21 +300,21 @@ class JobRunner:
         record = await self.get(job_id)
         if record.result_ref:
             return json.loads(await self.blobs.get_bytes(record.result_ref))
-        async with redis_errors("result"):
+        async with self._guard("result"):
             raw = await self.store.result_json(job_id)
         if raw is None:
             return None
         return json.loads(raw)
 
     async def workers(self) -> list[dict[str, Any]]:
-        async with redis_errors("workers"):
+        async with self._guard("workers"):
             return await WorkerRegistry(self.redis, self.keys).live()
 
     # -- control ----------------------------------------------------------------------------
 
     async def cancel(self, job_id: str, *, by: str = "api") -> JobRecord:
         """Cancel a waiting job at once, or ask a running one to stop (within about a second)."""
-        async with redis_errors("cancel"):
+        async with self._guard("cancel"):
             code, status = await self.store.request_cancel(job_id, _now_ms(), by)
         if code == -1:
             raise JobNotCancellableError(f"job {job_id} is already {status}", status=status)

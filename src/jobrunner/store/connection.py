@@ -31,7 +31,9 @@ def create_redis(url: str, *, timeout: float, default_queue: str) -> ArqRedis:
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=5),
+        # ~8 s of reconnect attempts: a Redis restart is ridden out instead of killing workers;
+        # callers that must answer quickly (enqueue, get) put their own deadline on top.
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=12),
         health_check_interval=30,
     )
     redis = ArqRedis(

@@ -12,10 +12,14 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from arq.utils import timestamp_ms
+import structlog
 from arq.worker import Function, Worker
+from redis.exceptions import RedisError
 
 from jobrunner.serializer import deserialize, serialize
 from jobrunner.store.claims import Claimer
+
+log = structlog.get_logger("jobrunner.worker")
 
 
 class JobRunnerWorker(Worker):
@@ -63,6 +67,15 @@ class JobRunnerWorker(Worker):
         self._claimer = Claimer(redis_pool)
 
     async def _poll_iteration(self) -> None:
+        try:
+            await self._poll_once()
+        except (RedisError, OSError) as exc:
+            # arq's loop would die here; a worker should outlive a Redis restart instead
+            log.warning("redis unavailable; polling again shortly", error=str(exc),
+                        queue=self.queue_name)  # fmt: skip
+            await asyncio.sleep(1.0)
+
+    async def _poll_once(self) -> None:
         self.wake.clear()
         started = 0
         idle = self.idle_poll_seconds
@@ -78,8 +91,10 @@ class JobRunnerWorker(Worker):
                 t.result()  # surfaces errors raised inside arq's run_job
         await self.heart_beat()
         if not started:
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), idle)
+                async with asyncio.timeout(idle):
+                    await self.wake.wait()
 
     async def _claim_and_start(self, free_slots: int) -> tuple[int, int | None]:
         claimed, next_due = await self._claimer.claim(

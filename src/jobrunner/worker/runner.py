@@ -165,13 +165,18 @@ class WorkerRunner:
         for t in running:
             t.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _cancel_all(self._tasks)
         await self._wake.stop()
         with contextlib.suppress(Exception):
             await WorkerRegistry(self.redis, self.keys).remove(self.worker_id)
         log.info("worker stopped", worker_id=self.worker_id)
+
+    async def __aenter__(self) -> WorkerRunner:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     @property
     def running_job_ids(self) -> list[str]:
@@ -206,3 +211,12 @@ class WorkerRunner:
                 await self._beat()
             except Exception as exc:  # keep beating through a Redis blip; leases are long enough
                 log.warning("heartbeat failed", error=str(exc))
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel until done: arq's loops can absorb one cancellation in a race inside wait_for."""
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)

@@ -1,0 +1,73 @@
+"""Cancellation of queued jobs (never start) and running ones (CancelledError, finally runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from jobrunner.context import JobContext
+from jobrunner.domain.status import JobStatus
+from jobrunner.errors import JobNotCancellableError
+from jobrunner.registry import task
+from jobrunner.runtime import JobRunner
+from jobrunner.worker.runner import WorkerRunner
+
+CLEANED_UP: list[str] = []
+
+
+class Nothing(BaseModel):
+    pass
+
+
+@task("test.block")
+async def block(ctx: JobContext, params: Nothing) -> None:
+    try:
+        await asyncio.sleep(60)
+    finally:
+        CLEANED_UP.append(ctx.job_id)
+
+
+async def test_cancel_queued_job_never_starts(runner: JobRunner) -> None:
+    job = await runner.enqueue("demo.echo", {})
+    cancelled = await runner.cancel(job.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    assert await runner.redis.zscore(runner.keys.queue("free"), job.id) is None
+    w = WorkerRunner(runner.settings, runner.registry, redis=runner.redis)
+    async with w:
+        await asyncio.sleep(0.3)
+    record = await runner.get(job.id)
+    assert record.status is JobStatus.CANCELLED and record.attempts == 0
+    assert [a.event for a in await runner.audit(job.id)] == ["enqueued", "cancelled"]
+
+
+async def test_cancel_running_job_cancels_its_coroutine(
+    runner: JobRunner, settings: Any
+) -> None:
+    registry = runner.registry.merged([block])
+    runner.registry = registry
+    async with WorkerRunner(settings, registry, redis=runner.redis):
+        job = await runner.enqueue("test.block", {})
+        async for event in runner.watch(job.id):
+            if event.status is JobStatus.RUNNING:
+                break
+        asked = time.monotonic()
+        requested = await runner.cancel(job.id)
+        assert requested.cancel_requested
+        done = await runner.wait(job.id, timeout=5)
+        elapsed = time.monotonic() - asked
+    assert done.status is JobStatus.CANCELLED
+    assert elapsed < 1.5
+    assert job.id in CLEANED_UP  # the task's finally block ran
+    events = [a.event for a in await runner.audit(job.id)]
+    assert events[-2:] == ["cancel_requested", "cancelled"]
+
+
+async def test_cancel_finished_job_is_refused(runner: JobRunner, worker: WorkerRunner) -> None:
+    job = await runner.enqueue("demo.echo", {})
+    await runner.wait(job.id, timeout=5)
+    with pytest.raises(JobNotCancellableError):
+        await runner.cancel(job.id)

@@ -1,0 +1,119 @@
+"""Workers as real processes: the plain arq command, SIGKILL recovery, SIGTERM draining."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobrunner.domain.status import JobStatus
+from jobrunner.runtime import JobRunner
+from jobrunner.worker.runner import WorkerRunner
+
+ARQ = str(Path(sys.executable).with_name("arq"))
+
+
+def worker_env(runner: JobRunner, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBRUNNER_")}
+    env.update(
+        JOBRUNNER_REDIS_URL=runner.redis_url,
+        JOBRUNNER_KEY_PREFIX=runner.settings.key_prefix,
+        JOBRUNNER_DATA_DIR=str(runner.settings.data_dir),
+        JOBRUNNER_DEMO_TASKS="true",
+        JOBRUNNER_LEASE_SECONDS="2",
+        JOBRUNNER_HEARTBEAT_SECONDS="0.5",
+        JOBRUNNER_CONCURRENCY="8",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture
+def spawn(runner: JobRunner) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def start_arq_worker(runner: JobRunner, procs: list[subprocess.Popen[bytes]], **extra: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [ARQ, "jobrunner.worker.WorkerSettings"], env=worker_env(runner, **extra),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    procs.append(proc)
+    return proc
+
+
+async def wait_running(runner: JobRunner, job_id: str, timeout: float = 20) -> None:
+    async with asyncio.timeout(timeout):
+        async for event in runner.watch(job_id):
+            if event.status is JobStatus.RUNNING:
+                return
+
+
+async def test_plain_arq_command_runs_jobs(runner: JobRunner, spawn: list[subprocess.Popen[bytes]]) -> None:
+    proc = start_arq_worker(runner, spawn)
+    job = await runner.enqueue("demo.echo", {"via": "arq"}, plan="pro")
+    done = await runner.wait(job.id, timeout=30)
+    assert done.status is JobStatus.SUCCEEDED
+    assert await runner.result(job.id) == {"via": "arq"}
+    assert len(await runner.workers()) == 1
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(proc.wait, 15) == 0
+    assert await runner.workers() == []
+
+
+async def test_sigkilled_worker_job_runs_again_and_succeeds(
+    runner: JobRunner, spawn: list[subprocess.Popen[bytes]]
+) -> None:
+    first = start_arq_worker(runner, spawn)
+    job = await runner.enqueue("demo.sleep", {"seconds": 2, "steps": 4})
+    await wait_running(runner, job.id)
+    first.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(first.wait, 10)
+    killed_at = time.monotonic()
+    start_arq_worker(runner, spawn)
+    done = await runner.wait(job.id, timeout=40)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.attempts == 2
+    assert done.interruptions == 1
+    # recovered after the short lease (2 s here), not arq's timeout + 10 s
+    assert time.monotonic() - killed_at < 15
+
+
+async def test_sigterm_drains_running_jobs(runner: JobRunner, spawn: list[subprocess.Popen[bytes]]) -> None:
+    proc = start_arq_worker(runner, spawn, JOBRUNNER_SHUTDOWN_GRACE_SECONDS="10")
+    job = await runner.enqueue("demo.sleep", {"seconds": 1.5, "steps": 3})
+    await wait_running(runner, job.id)
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(proc.wait, 20) == 0
+    done = await runner.get(job.id)
+    assert done.status is JobStatus.SUCCEEDED and done.attempts == 1
+
+
+async def test_shutdown_past_grace_leaves_the_job_to_run_again(runner: JobRunner) -> None:
+    job = await runner.enqueue("demo.sleep", {"seconds": 2, "steps": 4})
+    first = WorkerRunner(runner.settings, runner.registry, redis=runner.redis)
+    await first.start()
+    await wait_running(runner, job.id)
+    await first.stop(grace=0.1)
+    interrupted = await runner.get(job.id)
+    assert interrupted.status is JobStatus.QUEUED  # never failed, never lost
+    assert interrupted.interruptions == 1
+    async with WorkerRunner(runner.settings, runner.registry, redis=runner.redis):
+        done = await runner.wait(job.id, timeout=15)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.attempts == 2
+    events = [a.event for a in await runner.audit(job.id)]
+    assert events[:3] == ["enqueued", "started", "interrupted"]
+    assert events.count("started") == 2 and events[-1] == "succeeded"
