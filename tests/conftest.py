@@ -71,7 +71,9 @@ def key_prefix(redis_url: str) -> Iterator[str]:
         client.close()
 
 
-def make_settings(redis_url: str | None, key_prefix: str, data_dir: Path, **overrides: object) -> Settings:
+def make_settings(
+    redis_url: str | None, key_prefix: str, data_dir: Path, **overrides: object
+) -> Settings:
     values: dict[str, object] = {
         "redis_url": redis_url,
         "key_prefix": key_prefix,
@@ -106,7 +108,9 @@ async def runner(settings: Settings, registry: Registry) -> AsyncIterator[JobRun
 
 
 @pytest.fixture
-async def worker(settings: Settings, registry: Registry, runner: JobRunner) -> AsyncIterator[WorkerRunner]:
+async def worker(
+    settings: Settings, registry: Registry, runner: JobRunner
+) -> AsyncIterator[WorkerRunner]:
     w = WorkerRunner(settings, registry, redis=runner.redis)
     await w.start()
     yield w

@@ -40,13 +40,12 @@ async def test_cancel_queued_job_never_starts(runner: JobRunner) -> None:
     async with w:
         await asyncio.sleep(0.3)
     record = await runner.get(job.id)
-    assert record.status is JobStatus.CANCELLED and record.attempts == 0
+    assert record.status is JobStatus.CANCELLED
+    assert record.attempts == 0
     assert [a.event for a in await runner.audit(job.id)] == ["enqueued", "cancelled"]
 
 
-async def test_cancel_running_job_cancels_its_coroutine(
-    runner: JobRunner, settings: Any
-) -> None:
+async def test_cancel_running_job_cancels_its_coroutine(runner: JobRunner, settings: Any) -> None:
     registry = runner.registry.merged([block])
     runner.registry = registry
     async with WorkerRunner(settings, registry, redis=runner.redis):

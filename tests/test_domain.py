@@ -15,7 +15,7 @@ def test_every_status_has_a_row_and_terminal_ones_lead_nowhere() -> None:
     for status in TERMINAL:
         assert TRANSITIONS[status] == frozenset()
     assert ACTIVE.isdisjoint(TERMINAL)
-    assert ACTIVE | TERMINAL == set(JobStatus)
+    assert set(JobStatus) == ACTIVE | TERMINAL
 
 
 @pytest.mark.parametrize(

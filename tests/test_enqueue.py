@@ -25,14 +25,19 @@ from jobrunner.worker.runner import WorkerRunner
 async def test_echo_round_trip_records_the_whole_lifecycle(
     runner: JobRunner, worker: WorkerRunner
 ) -> None:
-    job = await runner.enqueue("demo.echo", {"sku": "A1", "n": 3}, tenant="acme",
-                               correlation_id="req-42")  # fmt: skip
+    job = await runner.enqueue(
+        "demo.echo", {"sku": "A1", "n": 3}, tenant="acme", correlation_id="req-42"
+    )
     assert job.status is JobStatus.QUEUED
     done = await runner.wait(job.id, timeout=10)
     assert done.status is JobStatus.SUCCEEDED
-    assert done.attempts == 1 and done.progress == 100
-    assert done.tenant == "acme" and done.correlation_id == "req-42"
-    assert done.started_at and done.finished_at and done.started_at <= done.finished_at
+    assert done.attempts == 1
+    assert done.progress == 100
+    assert done.tenant == "acme"
+    assert done.correlation_id == "req-42"
+    assert done.started_at
+    assert done.finished_at
+    assert done.started_at <= done.finished_at
     assert await runner.result(job.id) == {"sku": "A1", "n": 3}
     events = [a.event for a in await runner.audit(job.id)]
     assert events == ["enqueued", "started", "succeeded"]
@@ -49,7 +54,8 @@ async def test_arq_payload_in_redis_is_json_not_pickle(runner: JobRunner) -> Non
 async def test_unknown_task_lists_the_known_ones(runner: JobRunner) -> None:
     with pytest.raises(UnknownTaskError) as info:
         await runner.enqueue("nope.task", {})
-    assert "demo.echo" in info.value.message and "demo.sleep" in info.value.message
+    assert "demo.echo" in info.value.message
+    assert "demo.sleep" in info.value.message
     assert info.value.code == "unknown_task"
 
 
@@ -96,7 +102,8 @@ async def test_deferred_job_waits_for_its_time(runner: JobRunner, worker: Worker
     assert (await runner.get(job.id)).status is JobStatus.QUEUED
     done = await runner.wait(job.id, timeout=5)
     assert done.status is JobStatus.SUCCEEDED
-    assert done.started_at is not None and done.started_at >= job.scheduled_at
+    assert done.started_at is not None
+    assert done.started_at >= job.scheduled_at
     # woken at the due time, not a poll later
     assert (done.started_at - job.scheduled_at).total_seconds() < 0.3
 

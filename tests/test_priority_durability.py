@@ -22,8 +22,10 @@ async def test_enterprise_job_starts_within_one_poll_behind_ten_thousand_free_jo
     runner: JobRunner,
 ) -> None:
     for start in range(0, 10_000, 2_000):
-        batch = [{"task": "demo.sleep", "params": {"seconds": 0.2, "steps": 1}, "plan": "free"}
-                 for _ in range(start, start + 2_000)]  # fmt: skip
+        batch = [
+            {"task": "demo.sleep", "params": {"seconds": 0.2, "steps": 1}, "plan": "free"}
+            for _ in range(start, start + 2_000)
+        ]
         await runner.enqueue_many(batch)
     assert await runner.redis.zcard(runner.keys.queue("free")) == 10_000
     async with WorkerRunner(runner.settings, runner.registry, redis=runner.redis) as w:
@@ -72,11 +74,15 @@ async def test_a_running_worker_survives_a_redis_restart(tmp_path: Path, key_pre
     port = free_port()
     directory = tmp_path / "restart-redis"
     server = start_redis(directory, port, persist=True)
-    settings = make_settings(f"redis://127.0.0.1:{port}/0", key_prefix, tmp_path,
-                             redis_timeout_seconds=0.5)  # fmt: skip
+    settings = make_settings(
+        f"redis://127.0.0.1:{port}/0", key_prefix, tmp_path, redis_timeout_seconds=0.5
+    )
     registry = build_registry(settings)
     try:
-        async with JobRunner(settings, registry) as jr, WorkerRunner(settings, registry, redis=jr.redis):
+        async with (
+            JobRunner(settings, registry) as jr,
+            WorkerRunner(settings, registry, redis=jr.redis),
+        ):
             before = await jr.enqueue("demo.echo", {"n": 1})
             assert (await jr.wait(before.id, timeout=5)).status is JobStatus.SUCCEEDED
             await asyncio.sleep(1.2)

@@ -8,7 +8,9 @@ from jobrunner.runtime import JobRunner
 from jobrunner.worker.runner import WorkerRunner
 
 
-async def test_transient_failures_retry_then_succeed(runner: JobRunner, worker: WorkerRunner) -> None:
+async def test_transient_failures_retry_then_succeed(
+    runner: JobRunner, worker: WorkerRunner
+) -> None:
     job = await runner.enqueue("demo.flaky", {"fail_times": 2})
     done = await runner.wait(job.id, timeout=10)
     assert done.status is JobStatus.SUCCEEDED
@@ -19,9 +21,14 @@ async def test_transient_failures_retry_then_succeed(runner: JobRunner, worker: 
     assert [a.attempt for a in failures] == [1, 2]
     assert all(a.error and a.error.code == "flaky_transient" for a in failures)
     assert [a.status for a in audit if a.status] == [
-        JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING, JobStatus.RUNNING,
-        JobStatus.RETRYING, JobStatus.RUNNING, JobStatus.SUCCEEDED,
-    ]  # fmt: skip
+        JobStatus.QUEUED,
+        JobStatus.RUNNING,
+        JobStatus.RETRYING,
+        JobStatus.RUNNING,
+        JobStatus.RETRYING,
+        JobStatus.RUNNING,
+        JobStatus.SUCCEEDED,
+    ]
 
 
 async def test_retry_delays_stay_within_the_backoff_bounds(
@@ -44,7 +51,8 @@ async def test_permanent_error_fails_at_once(runner: JobRunner, worker: WorkerRu
     done = await runner.wait(job.id, timeout=10)
     assert done.status is JobStatus.FAILED
     assert done.attempts == 1
-    assert done.error is not None and done.error.code == "flaky_permanent"
+    assert done.error is not None
+    assert done.error.code == "flaky_permanent"
     assert not done.error.retryable
     assert await runner.result(job.id) is None
 
@@ -54,15 +62,18 @@ async def test_tries_run_out(runner: JobRunner, worker: WorkerRunner) -> None:
     done = await runner.wait(job.id, timeout=10)
     assert done.status is JobStatus.FAILED
     assert done.attempts == 2
-    assert done.error is not None and done.error.code == "flaky_transient"
+    assert done.error is not None
+    assert done.error.code == "flaky_transient"
     errors = [a.error.attempt for a in await runner.audit(job.id) if a.error]
     assert errors == [1, 2]
 
 
 async def test_timeouts_count_as_attempts(runner: JobRunner, worker: WorkerRunner) -> None:
-    job = await runner.enqueue("demo.sleep", {"seconds": 5, "steps": 5}, timeout_seconds=0.2,
-                               max_tries=2)  # fmt: skip
+    job = await runner.enqueue(
+        "demo.sleep", {"seconds": 5, "steps": 5}, timeout_seconds=0.2, max_tries=2
+    )
     done = await runner.wait(job.id, timeout=10)
     assert done.status is JobStatus.FAILED
     assert done.attempts == 2
-    assert done.error is not None and done.error.code == "timeout"
+    assert done.error is not None
+    assert done.error.code == "timeout"

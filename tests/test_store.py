@@ -15,7 +15,9 @@ from jobrunner.worker.runner import WorkerRunner
 from tests.conftest import make_settings
 
 
-async def test_listing_filters_and_pages_newest_first(runner: JobRunner, worker: WorkerRunner) -> None:
+async def test_listing_filters_and_pages_newest_first(
+    runner: JobRunner, worker: WorkerRunner
+) -> None:
     ok = [await runner.enqueue("demo.echo", {"i": i}, tenant="shop") for i in range(5)]
     bad = await runner.enqueue("demo.flaky", {"fail_times": -1}, tenant="shop")
     await runner.enqueue("demo.echo", {}, tenant="other")
@@ -29,7 +31,8 @@ async def test_listing_filters_and_pages_newest_first(runner: JobRunner, worker:
     failed = await runner.list("shop", status="failed")
     assert [r.id for r in failed.items] == [bad.id]
     echo_ok = await runner.list("shop", status=JobStatus.SUCCEEDED, task="demo.echo", limit=2)
-    assert echo_ok.total == 5 and [r.id for r in echo_ok.items] == [ok[4].id, ok[3].id]
+    assert echo_ok.total == 5
+    assert [r.id for r in echo_ok.items] == [ok[4].id, ok[3].id]
     assert (await runner.list("shop", task="demo.flaky")).total == 1
     assert (await runner.list("nobody")).total == 0
 
@@ -41,10 +44,14 @@ async def test_large_results_go_to_the_blob_store(
     from jobrunner.tasks.catalog import build_registry
 
     registry = build_registry(settings)
-    async with JobRunner(settings, registry) as jr, WorkerRunner(settings, registry, redis=jr.redis):
+    async with (
+        JobRunner(settings, registry) as jr,
+        WorkerRunner(settings, registry, redis=jr.redis),
+    ):
         job = await jr.enqueue("demo.echo", {"text": "y" * 500})
         done = await jr.wait(job.id, timeout=5)
-        assert done.result_ref and done.result_ref.startswith("blob://")
+        assert done.result_ref
+        assert done.result_ref.startswith("blob://")
         assert await jr.result(job.id) == {"text": "y" * 500}
 
 
@@ -65,8 +72,12 @@ async def test_unreachable_redis_is_a_clear_error_not_a_hang(tmp_path: object) -
     from jobrunner.embedded import free_port
     from jobrunner.tasks.catalog import build_registry
 
-    settings = Settings(_env_file=None, redis_url=f"redis://127.0.0.1:{free_port()}/0",  # type: ignore[call-arg]
-                        redis_timeout_seconds=0.5, data_dir=tmp_path)  # fmt: skip
+    settings = Settings(
+        _env_file=None,
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",  # type: ignore[call-arg]
+        redis_timeout_seconds=0.5,
+        data_dir=tmp_path,
+    )
     started = time.monotonic()
     with pytest.raises(RedisUnavailableError, match="cannot reach Redis"):
         async with JobRunner(settings, build_registry(settings)):

@@ -19,12 +19,14 @@ async def test_watch_streams_progress_and_ends_at_a_terminal_status(
     events = [e async for e in runner.watch(job.id)]
     assert events[0].kind == "snapshot"
     progress = [e.progress for e in events if e.kind == "progress"]
-    assert progress == sorted(progress) and len(progress) >= 3
+    assert progress == sorted(progress)
+    assert len(progress) >= 3
     assert progress[-1] == 100
     assert events[-1].status is JobStatus.SUCCEEDED
     assert any(e.message and e.message.startswith("step") for e in events)
     milestones = [a.progress for a in await runner.audit(job.id) if a.event == "progress"]
-    assert milestones and all(m is not None for m in milestones)
+    assert milestones
+    assert all(m is not None for m in milestones)
 
 
 async def test_watch_of_a_finished_job_yields_one_snapshot(
@@ -33,7 +35,8 @@ async def test_watch_of_a_finished_job_yields_one_snapshot(
     job = await runner.enqueue("demo.echo", {})
     await runner.wait(job.id, timeout=5)
     events = [e async for e in runner.watch(job.id)]
-    assert len(events) == 1 and events[0].status is JobStatus.SUCCEEDED
+    assert len(events) == 1
+    assert events[0].status is JobStatus.SUCCEEDED
 
 
 async def test_progress_is_visible_on_the_record_while_running(
@@ -44,7 +47,8 @@ async def test_progress_is_visible_on_the_record_while_running(
     record = await runner.get(job.id)
     assert record.status is JobStatus.RUNNING
     assert 10 <= record.progress < 100
-    assert record.message and record.message.startswith("step")
+    assert record.message
+    assert record.message.startswith("step")
     await runner.cancel(job.id)
 
 

@@ -45,11 +45,15 @@ def spawn(runner: JobRunner) -> Iterator[list[subprocess.Popen[bytes]]]:
             proc.wait(10)
 
 
-def start_arq_worker(runner: JobRunner, procs: list[subprocess.Popen[bytes]], **extra: str) -> subprocess.Popen[bytes]:
+def start_arq_worker(
+    runner: JobRunner, procs: list[subprocess.Popen[bytes]], **extra: str
+) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [ARQ, "jobrunner.worker.WorkerSettings"], env=worker_env(runner, **extra),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [ARQ, "jobrunner.worker.WorkerSettings"],
+        env=worker_env(runner, **extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     procs.append(proc)
     return proc
 
@@ -61,7 +65,9 @@ async def wait_running(runner: JobRunner, job_id: str, timeout: float = 20) -> N
                 return
 
 
-async def test_plain_arq_command_runs_jobs(runner: JobRunner, spawn: list[subprocess.Popen[bytes]]) -> None:
+async def test_plain_arq_command_runs_jobs(
+    runner: JobRunner, spawn: list[subprocess.Popen[bytes]]
+) -> None:
     proc = start_arq_worker(runner, spawn)
     job = await runner.enqueue("demo.echo", {"via": "arq"}, plan="pro")
     done = await runner.wait(job.id, timeout=30)
@@ -91,14 +97,17 @@ async def test_sigkilled_worker_job_runs_again_and_succeeds(
     assert time.monotonic() - killed_at < 15
 
 
-async def test_sigterm_drains_running_jobs(runner: JobRunner, spawn: list[subprocess.Popen[bytes]]) -> None:
+async def test_sigterm_drains_running_jobs(
+    runner: JobRunner, spawn: list[subprocess.Popen[bytes]]
+) -> None:
     proc = start_arq_worker(runner, spawn, JOBRUNNER_SHUTDOWN_GRACE_SECONDS="10")
     job = await runner.enqueue("demo.sleep", {"seconds": 1.5, "steps": 3})
     await wait_running(runner, job.id)
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(proc.wait, 20) == 0
     done = await runner.get(job.id)
-    assert done.status is JobStatus.SUCCEEDED and done.attempts == 1
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.attempts == 1
 
 
 async def test_shutdown_past_grace_leaves_the_job_to_run_again(runner: JobRunner) -> None:
@@ -116,4 +125,5 @@ async def test_shutdown_past_grace_leaves_the_job_to_run_again(runner: JobRunner
     assert done.attempts == 2
     events = [a.event for a in await runner.audit(job.id)]
     assert events[:3] == ["enqueued", "started", "interrupted"]
-    assert events.count("started") == 2 and events[-1] == "succeeded"
+    assert events.count("started") == 2
+    assert events[-1] == "succeeded"

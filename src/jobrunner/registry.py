@@ -40,10 +40,13 @@ class Task(Generic[P]):
             return self.params_model.model_validate(params)
         except ValidationError as exc:
             errors = [
-                {"loc": ".".join(str(p) for p in e["loc"]) or "(root)", "msg": e["msg"],
-                 "type": e["type"]}
+                {
+                    "loc": ".".join(str(p) for p in e["loc"]) or "(root)",
+                    "msg": e["msg"],
+                    "type": e["type"],
+                }
                 for e in exc.errors(include_url=False)
-            ]  # fmt: skip
+            ]
             raise InvalidParamsError(self.name, errors) from exc
 
     def params_schema(self) -> dict[str, Any]:

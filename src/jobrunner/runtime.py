@@ -6,12 +6,13 @@ Use it as an async context manager. Without a Redis URL it starts an embedded re
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -140,13 +141,18 @@ class JobRunner:
             raise RuntimeError("JobRunner is not started: use 'async with JobRunner(...)'")
         return self._store
 
-    def _guard(self, operation: str, scale: int = 1) -> contextlib.AbstractAsyncContextManager[None]:
+    def _guard(
+        self, operation: str, scale: int = 1
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         return redis_errors(operation, self.settings.redis_timeout_seconds * 2 * scale)
 
     # -- enqueue ----------------------------------------------------------------------------
 
     async def enqueue(
-        self, task: str | Task[Any], params: BaseModel | dict[str, Any] | None = None, **options: Any
+        self,
+        task: str | Task[Any],
+        params: BaseModel | dict[str, Any] | None = None,
+        **options: Any,
     ) -> JobRecord:
         """Enqueue one job; options are the fields of ``EnqueueRequest`` (tenant, plan, ...)."""
         name = task if isinstance(task, str) else task.name
@@ -194,7 +200,9 @@ class JobRunner:
                 _now_ms(),
             )
 
-    async def enqueue_many(self, requests: Sequence[EnqueueRequest | dict[str, Any]]) -> list[JobRecord]:
+    async def enqueue_many(
+        self, requests: Sequence[EnqueueRequest | dict[str, Any]]
+    ) -> list[JobRecord]:
         """Validate all, then create every record and arq entry in one pipelined round trip."""
         now = _now_ms()
         prepared = [self._prepare(parse_request(r), now) for r in requests]
@@ -209,9 +217,13 @@ class JobRunner:
 
     def _arq_entry(self, p: _Prepared) -> ArqEnqueue:
         payload = serialize_job(
-            p.task.name, (), p.arq_kwargs, None, int(p.new.created_ms),
+            p.task.name,
+            (),
+            p.arq_kwargs,
+            None,
+            int(p.new.created_ms),
             serializer=self.redis.job_serializer,
-        )  # fmt: skip
+        )
         return ArqEnqueue(queue=p.queue, payload=payload, ttl_ms=p.arq_ttl_ms, score=p.score_ms)
 
     def _prepare(self, req: EnqueueRequest, now_ms: float) -> _Prepared:
@@ -221,8 +233,9 @@ class JobRunner:
         if raw_size > s.max_params_bytes:
             raise ParamsTooLargeError(
                 f"params are {raw_size} bytes; the limit is {s.max_params_bytes}",
-                size=raw_size, limit=s.max_params_bytes,
-            )  # fmt: skip
+                size=raw_size,
+                limit=s.max_params_bytes,
+            )
         params = task.parse(req.params).model_dump(mode="json")
         params_json = dumps(params)
         plan = req.plan or task.queue or s.default_plan
@@ -233,19 +246,36 @@ class JobRunner:
         expires = scheduled + req.ttl_seconds * 1000 if req.ttl_seconds else None
         job_id = uuid.uuid4().hex
         fields = {
-            "id": job_id, "task": task.name, "params": params_json, "status": "queued",
-            "progress": 0.0, "attempts": 0, "max_tries": max_tries, "interruptions": 0,
-            "queue": self.keys.queue(plan), "plan": plan, "priority": req.priority,
-            "tenant": req.tenant, "correlation_id": req.correlation_id or job_id,
-            "idempotency_key": req.idempotency_key, "timeout_seconds": timeout,
-            "created_at": now_ms, "scheduled_at": scheduled, "expires_at": expires,
-        }  # fmt: skip
+            "id": job_id,
+            "task": task.name,
+            "params": params_json,
+            "status": "queued",
+            "progress": 0.0,
+            "attempts": 0,
+            "max_tries": max_tries,
+            "interruptions": 0,
+            "queue": self.keys.queue(plan),
+            "plan": plan,
+            "priority": req.priority,
+            "tenant": req.tenant,
+            "correlation_id": req.correlation_id or job_id,
+            "idempotency_key": req.idempotency_key,
+            "timeout_seconds": timeout,
+            "created_at": now_ms,
+            "scheduled_at": scheduled,
+            "expires_at": expires,
+        }
         new = NewJob(
-            job_id=job_id, tenant=req.tenant, task=task.name, fields=fields, created_ms=now_ms,
+            job_id=job_id,
+            tenant=req.tenant,
+            task=task.name,
+            fields=fields,
+            created_ms=now_ms,
             audit=AuditEntry(at=datetime.now(tz=UTC), event="enqueued", status=JobStatus.QUEUED),
             fingerprint=hashlib.sha256(f"{task.name}\0{params_json}".encode()).hexdigest(),
-            idempotency_key=req.idempotency_key, expires_ms=expires,
-        )  # fmt: skip
+            idempotency_key=req.idempotency_key,
+            expires_ms=expires,
+        )
         ready = scheduled <= now_ms
         score = int(scheduled - (req.priority * PRIORITY_STEP_MS if ready else 0))
         arq_ttl = int((expires or scheduled) - now_ms + s.job_key_ttl_seconds * 1000)
@@ -276,7 +306,7 @@ class JobRunner:
         async with self._guard("get"):
             return await self.store.get(job_id)
 
-    async def audit(self, job_id: str) -> list[AuditEntry]:
+    async def audit(self, job_id: str) -> builtins.list[AuditEntry]:
         async with self._guard("audit"):
             return await self.store.audit(job_id)
 
@@ -293,7 +323,9 @@ class JobRunner:
             raise InvalidInputError("offset must be >= 0 and limit within 1..1000")
         wanted = JobStatus(status) if status else None
         async with self._guard("list"):
-            return await self.store.list(tenant, status=wanted, task=task, offset=offset, limit=limit)
+            return await self.store.list(
+                tenant, status=wanted, task=task, offset=offset, limit=limit
+            )
 
     async def result(self, job_id: str) -> Any:
         """The job's result: inline JSON, or loaded from the blob store for large ones."""
@@ -306,7 +338,7 @@ class JobRunner:
             return None
         return json.loads(raw)
 
-    async def workers(self) -> list[dict[str, Any]]:
+    async def workers(self) -> builtins.list[dict[str, Any]]:
         async with self._guard("workers"):
             return await WorkerRegistry(self.redis, self.keys).live()
 
@@ -320,7 +352,7 @@ class JobRunner:
             raise JobNotCancellableError(f"job {job_id} is already {status}", status=status)
         return await self.get(job_id)
 
-    async def watch(self, job_id: str) -> AsyncIterator[JobEvent]:
+    async def watch(self, job_id: str) -> AsyncGenerator[JobEvent, None]:
         """Events for one job: a snapshot first, then changes, ending at a terminal status."""
         if not valid_job_id(job_id):
             raise JobNotFoundError(job_id)

@@ -22,8 +22,9 @@ class EnqueueRequest(BaseModel):
     tenant: str = Field(default="default", pattern=NAME_PATTERN)
     plan: str | None = Field(default=None, pattern=NAME_PATTERN)
     priority: int = Field(default=0, ge=0, le=9)
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200,
-                                        pattern=r"^[\x21-\x7e]+$")  # fmt: skip
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"
+    )
     correlation_id: str | None = Field(default=None, max_length=200)
     defer_seconds: float | None = Field(default=None, ge=0, le=366 * 86400)
     run_at: datetime | None = None

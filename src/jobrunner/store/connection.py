@@ -36,13 +36,12 @@ def create_redis(url: str, *, timeout: float, default_queue: str) -> ArqRedis:
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=12),
         health_check_interval=30,
     )
-    redis = ArqRedis(
+    return ArqRedis(
         connection_pool=pool,
         job_serializer=serialize,
         job_deserializer=deserialize,
         default_queue_name=default_queue,
     )
-    return redis
 
 
 async def connect(url: str, *, timeout: float, default_queue: str) -> ArqRedis:

@@ -52,4 +52,4 @@ async def job_events(redis: Redis, keys: Keys, job_id: str) -> AsyncIterator[Eve
     finally:
         with contextlib.suppress(Exception):
             await pubsub.unsubscribe()
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]

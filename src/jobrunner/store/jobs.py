@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -123,7 +124,7 @@ class JobStore:
         return keys, args
 
     async def create(self, job: NewJob) -> tuple[str, bool]:
-        """Store a new record; returns (job id, created). An idempotent repeat returns (old id, False)."""
+        """Store a new record: (job id, True), or (earlier id, False) for an idempotent repeat."""
         keys, args = self._create_call(job)
         code, job_id = await self._create(keys=keys, args=args)
         return self._created(code, job_id, job)
@@ -165,7 +166,7 @@ class JobStore:
     async def get(self, job_id: str) -> JobRecord:
         if not valid_job_id(job_id):
             raise JobNotFoundError(job_id)
-        raw = await self.redis.hgetall(self.keys.job(job_id))
+        raw = await self.redis.hgetall(self.keys.job(job_id))  # type: ignore[misc]
         if not raw:
             raise JobNotFoundError(job_id)
         return decode_record(raw, job_id)
@@ -173,7 +174,8 @@ class JobStore:
     async def audit(self, job_id: str) -> list[AuditEntry]:
         if not valid_job_id(job_id) or not await self.redis.exists(self.keys.job(job_id)):
             raise JobNotFoundError(job_id)
-        return decode_audit(await self.redis.lrange(self.keys.audit(job_id), 0, -1))
+        entries = await self.redis.lrange(self.keys.audit(job_id), 0, -1)  # type: ignore[misc]
+        return decode_audit(entries)
 
     async def result_json(self, job_id: str) -> str | None:
         raw = await self.redis.get(self.keys.result(job_id))
@@ -205,12 +207,14 @@ class JobStore:
         records = await self._load_many([i.decode() for i in ids], index_keys or [key])
         return JobPage(items=records, total=total, offset=offset, limit=limit)
 
-    async def _load_many(self, ids: list[str], index_keys: list[str]) -> list[JobRecord]:
+    async def _load_many(
+        self, ids: builtins.list[str], index_keys: builtins.list[str]
+    ) -> builtins.list[JobRecord]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hgetall(self.keys.job(job_id))
             raws = await pipe.execute()
-        records: list[JobRecord] = []
+        records: builtins.list[JobRecord] = []
         for job_id, raw in zip(ids, raws, strict=True):
             if not raw:  # the record expired; its index entries are pruned by the cleanup cron
                 continue
@@ -304,14 +308,14 @@ class JobStore:
         if message is not None:
             fields["message"] = message
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(k.job(job_id), mapping=fields)  # type: ignore[arg-type]
+            pipe.hset(k.job(job_id), mapping=fields)
             if milestone is not None:
                 pipe.rpush(k.audit(job_id), audit_json(milestone))
             pipe.publish(k.events(job_id), event_json)
             await pipe.execute()
 
     async def append_audit(self, job_id: str, entry: AuditEntry) -> None:
-        await self.redis.rpush(self.keys.audit(job_id), audit_json(entry))
+        await self.redis.rpush(self.keys.audit(job_id), audit_json(entry))  # type: ignore[misc]
 
 
 def result_payload(value: Any) -> str:

@@ -33,7 +33,9 @@ async def expire_overdue(store: JobStore, now_ms: float, batch: int = 500) -> in
 async def prune_finished(store: JobStore, now_ms: float, batch: int = 1000) -> int:
     """Drop index entries of jobs whose records have expired (record TTL after finishing)."""
     cutoff = now_ms - store.record_ttl * 1000
-    members = await store.redis.zrangebyscore(store.keys.finished, "-inf", cutoff, start=0, num=batch)
+    members = await store.redis.zrangebyscore(
+        store.keys.finished, "-inf", cutoff, start=0, num=batch
+    )
     k = store.keys
     async with store.redis.pipeline(transaction=False) as pipe:
         for member in members:

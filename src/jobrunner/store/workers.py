@@ -31,7 +31,7 @@ class WorkerRegistry:
         fields = {name: json.dumps(value) for name, value in info.items()}
         fields["last_seen_ms"] = repr(now_ms)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            pipe.hset(key, mapping=fields)
             pipe.pexpire(key, int(ttl_seconds * 1000))
             pipe.zadd(self.keys.workers, {worker_id: now_ms})
             for job_id in running_job_ids:

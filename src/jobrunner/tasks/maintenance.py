@@ -26,6 +26,11 @@ async def prune_indices(ctx: dict[str, Any]) -> int:
 def maintenance_cron() -> list[CronJob]:
     return [
         cron(expire_jobs, name="maintenance.expire_jobs", second={0, 30}, timeout=60),
-        cron(prune_indices, name="maintenance.prune_indices", minute=set(range(0, 60, 10)),
-             second=15, timeout=300),  # fmt: skip
+        cron(
+            prune_indices,
+            name="maintenance.prune_indices",
+            minute=set(range(0, 60, 10)),
+            second=15,
+            timeout=300,
+        ),
     ]

@@ -12,8 +12,8 @@ __all__ = ["WorkerSettings"]
 
 def __getattr__(name: str) -> Any:
     if name == "WorkerSettings":
-        from jobrunner.settings import Settings  # noqa: PLC0415 - deferred on purpose
-        from jobrunner.worker.build import arq_worker_settings  # noqa: PLC0415
+        from jobrunner.settings import Settings
+        from jobrunner.worker.build import arq_worker_settings
 
         return arq_worker_settings(Settings())
     raise AttributeError(name)

@@ -10,9 +10,9 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
 from arq.connections import ArqRedis
 from arq.utils import timestamp_ms
-import structlog
 from arq.worker import Function, Worker
 from redis.exceptions import RedisError
 

@@ -81,8 +81,14 @@ async def run_attempt(
     job_id, attempt = str(arq_ctx["job_id"]), int(arq_ctx["job_try"])
     expires_ms = kwargs.get("expires_ms")
     if expires_ms is not None and attempt == 1 and _now_ms() > float(expires_ms):
-        await _finish(services, job_id, JobStatus.EXPIRED, {}, _audit("expired", attempt=0),
-                      allowed=frozenset({JobStatus.QUEUED}))  # fmt: skip
+        await _finish(
+            services,
+            job_id,
+            JobStatus.EXPIRED,
+            {},
+            _audit("expired", attempt=0),
+            allowed=frozenset({JobStatus.QUEUED}),
+        )
         return None
     record = await _start(services, job_id, attempt)
     if record is None:
@@ -91,8 +97,12 @@ async def run_attempt(
         job_id=job_id, tenant=record.tenant, correlation_id=record.correlation_id
     ):
         if record.interruptions > services.settings.max_interruptions:
-            error = JobError(type="Interrupted", code="too_many_interruptions",
-                             message=f"interrupted {record.interruptions} times", attempt=attempt)  # fmt: skip
+            error = JobError(
+                type="Interrupted",
+                code="too_many_interruptions",
+                message=f"interrupted {record.interruptions} times",
+                attempt=attempt,
+            )
             return await _fail(services, record, attempt, error)
         return await _run_started(services, task, record, attempt)
 
@@ -102,29 +112,39 @@ async def _start(services: Services, job_id: str, attempt: int) -> JobRecord | N
     change = Transition(
         target=JobStatus.RUNNING,
         allowed_from=_STARTABLE,
-        fields={"started_at": now, "attempts": attempt, "worker_id": services.worker_id,
-                "next_attempt_at": None},
-        audit=_audit("started", status=JobStatus.RUNNING, attempt=attempt,
-                     worker_id=services.worker_id),
+        fields={
+            "started_at": now,
+            "attempts": attempt,
+            "worker_id": services.worker_id,
+            "next_attempt_at": None,
+        },
+        audit=_audit(
+            "started", status=JobStatus.RUNNING, attempt=attempt, worker_id=services.worker_id
+        ),
         increment="interruptions",  # running -> running: the previous worker died mid-attempt
         increment_when=JobStatus.RUNNING,
-    )  # fmt: skip
+    )
     record = await services.store.transition(job_id, change, now)
     if record is None:
         log.info("job not started: no longer waiting", job_id=job_id)
     return record
 
 
-async def _run_started(
-    services: Services, task: Task[Any], record: JobRecord, attempt: int
-) -> Any:
-    reporter = ProgressReporter(services.store, record.id, services.settings.progress_interval_seconds)
+async def _run_started(services: Services, task: Task[Any], record: JobRecord, attempt: int) -> Any:
+    reporter = ProgressReporter(
+        services.store, record.id, services.settings.progress_interval_seconds
+    )
     ctx = JobContext(
-        job_id=record.id, attempt=attempt, tenant=record.tenant,
-        correlation_id=record.correlation_id, task=task.name, blobs=services.blobs,
+        job_id=record.id,
+        attempt=attempt,
+        tenant=record.tenant,
+        correlation_id=record.correlation_id,
+        task=task.name,
+        blobs=services.blobs,
         log=bind_job_logger(record.id, record.tenant, record.correlation_id, task.name),
-        _sink=reporter.report, _loop=asyncio.get_running_loop(),
-    )  # fmt: skip
+        _sink=reporter.report,
+        _loop=asyncio.get_running_loop(),
+    )
     services.running.add(record.id)
     try:
         value, error = await _execute(task, ctx, record)
@@ -139,7 +159,9 @@ async def _run_started(
     return await _fail_or_retry(services, task, record, attempt, error, reporter)
 
 
-async def _execute(task: Task[Any], ctx: JobContext, record: JobRecord) -> tuple[Any, JobError | None]:
+async def _execute(
+    task: Task[Any], ctx: JobContext, record: JobRecord
+) -> tuple[Any, JobError | None]:
     """Await the task under its timeout; an exception becomes a JobError, never escapes."""
     timeout = asyncio.timeout(record.timeout_seconds)
     try:
@@ -150,8 +172,13 @@ async def _execute(task: Task[Any], ctx: JobContext, record: JobRecord) -> tuple
         if not timeout.expired():
             return None, _error_of(exc, ctx.attempt)
         message = f"attempt {ctx.attempt} exceeded its {record.timeout_seconds:g}s timeout"
-        return None, JobError(type="TimeoutError", code="timeout", message=message,
-                              retryable=True, attempt=ctx.attempt)  # fmt: skip
+        return None, JobError(
+            type="TimeoutError",
+            code="timeout",
+            message=message,
+            retryable=True,
+            attempt=ctx.attempt,
+        )
     except Exception as exc:
         return None, _error_of(exc, ctx.attempt)
 
@@ -166,8 +193,13 @@ def _error_of(exc: Exception, attempt: int) -> JobError:
         log.exception("task raised", attempt=attempt)
         retryable = True
     code = exc.code if isinstance(exc, JobRunnerError) else "task_error"
-    return JobError(type=type(exc).__name__, code=code, message=str(exc) or type(exc).__name__,
-                    retryable=retryable, attempt=attempt)  # fmt: skip
+    return JobError(
+        type=type(exc).__name__,
+        code=code,
+        message=str(exc) or type(exc).__name__,
+        retryable=retryable,
+        attempt=attempt,
+    )
 
 
 async def _succeed(
@@ -178,11 +210,19 @@ async def _succeed(
     try:
         payload = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError) as exc:
-        error = JobError(type=type(exc).__name__, code="result_not_serialisable",
-                         message=str(exc), attempt=attempt)  # fmt: skip
+        error = JobError(
+            type=type(exc).__name__,
+            code="result_not_serialisable",
+            message=str(exc),
+            attempt=attempt,
+        )
         return await _fail(services, record, attempt, error)
-    fields: dict[str, Any] = {"progress": 100.0, "finished_at": _now_ms(), "error": None,
-                              "message": reporter.last_message}  # fmt: skip
+    fields: dict[str, Any] = {
+        "progress": 100.0,
+        "finished_at": _now_ms(),
+        "error": None,
+        "message": reporter.last_message,
+    }
     result_json: str | None = payload
     if len(payload.encode()) > services.settings.inline_result_max_bytes:
         fields["result_ref"] = await services.blobs.put_bytes(payload.encode(), name="result.json")
@@ -200,9 +240,13 @@ def _policy(services: Services, task: Task[Any], record: JobRecord) -> RetryPoli
 
 
 async def _fail_or_retry(
-    services: Services, task: Task[Any], record: JobRecord, attempt: int, error: JobError,
+    services: Services,
+    task: Task[Any],
+    record: JobRecord,
+    attempt: int,
+    error: JobError,
     reporter: ProgressReporter,
-) -> None:  # fmt: skip
+) -> None:
     counted = attempt - record.interruptions  # runs cut short by a shutdown or crash don't count
     policy = _policy(services, task, record)
     if not should_retry(counted, policy, retryable=error.retryable):
@@ -210,17 +254,27 @@ async def _fail_or_retry(
     delay = next_delay(counted, policy, services.rand())
     now = _now_ms()
     fields = {"next_attempt_at": now + delay * 1000, "error": error, **reporter.last_fields()}
-    audit = _audit("attempt_failed", status=JobStatus.RETRYING, attempt=attempt, error=error,
-                   message=f"retrying in {delay:.3f}s")  # fmt: skip
-    await services.store.transition(record.id, Transition(JobStatus.RETRYING, _RUNNING, fields, audit), now)
+    audit = _audit(
+        "attempt_failed",
+        status=JobStatus.RETRYING,
+        attempt=attempt,
+        error=error,
+        message=f"retrying in {delay:.3f}s",
+    )
+    await services.store.transition(
+        record.id, Transition(JobStatus.RETRYING, _RUNNING, fields, audit), now
+    )
     log.warning("job attempt failed; retrying", attempt=attempt, code=error.code, delay=delay)
     raise Retry(defer=delay)
 
 
 async def _fail(
-    services: Services, record: JobRecord, attempt: int, error: JobError,
+    services: Services,
+    record: JobRecord,
+    attempt: int,
+    error: JobError,
     extra: dict[str, Any] | None = None,
-) -> None:  # fmt: skip
+) -> None:
     fields = {"finished_at": _now_ms(), "error": error, "next_attempt_at": None, **(extra or {})}
     audit = _audit("failed", status=JobStatus.FAILED, attempt=attempt, error=error)
     await _finish(services, record.id, JobStatus.FAILED, fields, audit, allowed=_RUNNING)
@@ -240,18 +294,28 @@ async def _interrupted(
         await _finish(services, record.id, JobStatus.CANCELLED, fields, audit, allowed=_RUNNING)
         log.info("job cancelled while running", attempt=attempt)
         return
-    audit = _audit("interrupted", status=JobStatus.QUEUED, attempt=attempt,
-                   message="worker stopped before the attempt finished; it will run again")  # fmt: skip
-    change = Transition(JobStatus.QUEUED, _RUNNING, reporter.last_fields(), audit,
-                        increment="interruptions")  # fmt: skip
+    audit = _audit(
+        "interrupted",
+        status=JobStatus.QUEUED,
+        attempt=attempt,
+        message="worker stopped before the attempt finished; it will run again",
+    )
+    change = Transition(
+        JobStatus.QUEUED, _RUNNING, reporter.last_fields(), audit, increment="interruptions"
+    )
     await services.store.transition(record.id, change, now)
     log.info("job interrupted by shutdown; left to run again", attempt=attempt)
 
 
 async def _finish(
-    services: Services, job_id: str, target: JobStatus, fields: dict[str, Any],
-    audit: AuditEntry, *, allowed: frozenset[JobStatus],
-) -> None:  # fmt: skip
+    services: Services,
+    job_id: str,
+    target: JobStatus,
+    fields: dict[str, Any],
+    audit: AuditEntry,
+    *,
+    allowed: frozenset[JobStatus],
+) -> None:
     if target is JobStatus.EXPIRED:
         fields = {"finished_at": _now_ms(), **fields}
         audit = audit.model_copy(update={"status": JobStatus.EXPIRED})

@@ -34,8 +34,14 @@ class ProgressReporter:
         audit = None
         if milestone is not None:
             audit = AuditEntry(at=now, event="progress", progress=percent, message=message)
-        event = JobEvent(job_id=self.job_id, kind="progress", status=JobStatus.RUNNING,
-                         progress=percent, message=self.last_message, at=now)  # fmt: skip
+        event = JobEvent(
+            job_id=self.job_id,
+            kind="progress",
+            status=JobStatus.RUNNING,
+            progress=percent,
+            message=self.last_message,
+            at=now,
+        )
         await self.store.set_progress(
             self.job_id, percent, message, time.time() * 1000, audit, event_json(event)
         )
