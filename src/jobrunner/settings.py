@@ -7,9 +7,10 @@ Only entry points (the CLI, the arq WorkerSettings factory, an embedding app) bu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobrunner.domain.retry import RetryPolicy
 from jobrunner.domain.shares import DEFAULT_SHARES, PLANS
@@ -25,10 +26,11 @@ class Settings(BaseSettings):
     )
     key_prefix: str = Field(default="jobrunner", pattern=r"^[A-Za-z0-9_.\-]+$")
     data_dir: Path = Field(default=Path(".jobrunner"))
-    plans: tuple[str, ...] = PLANS
+    # comma separated in the environment: JOBRUNNER_WORKER_QUEUES=enterprise,pro
+    plans: Annotated[tuple[str, ...], NoDecode] = PLANS
     plan_shares: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SHARES))
     default_plan: str = "free"
-    worker_queues: tuple[str, ...] = PLANS
+    worker_queues: Annotated[tuple[str, ...], NoDecode] = PLANS
     concurrency: int = Field(default=20, ge=1, le=10_000)
     default_timeout_seconds: float = Field(default=300.0, gt=0)
     max_timeout_seconds: float = Field(default=6 * 3600.0, gt=0)
@@ -49,7 +51,7 @@ class Settings(BaseSettings):
     max_interruptions: int = Field(default=5, ge=1)
     redis_timeout_seconds: float = Field(default=5.0, gt=0)
     demo_tasks: bool = False
-    tasks: tuple[str, ...] = Field(
+    tasks: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Task lists to load, as 'package.module:NAME' (a Task or a list)."
     )
     log_json: bool = False
