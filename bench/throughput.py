@@ -149,18 +149,13 @@ async def main() -> None:
     finally:
         if server is not None:
             await stop_redis_server(server)
-    print(
-        f"jobs={args.jobs} concurrency={args.concurrency} samples={args.samples} (one worker process each)"
-    )
-    print(
-        f"throughput  jobrunner {jr_rate:8.0f} jobs/s   raw arq {arq_rate:8.0f} jobs/s   ratio {jr_rate / arq_rate:.2f}"
-    )
-    print(
-        f"idle enqueue->start latency  jobrunner p50 {pct(jr_lat, 50):6.1f} ms  p99 {pct(jr_lat, 99):6.1f} ms"
-    )
-    print(
-        f"idle enqueue->start latency  raw arq   p50 {pct(arq_lat, 50):6.1f} ms  p99 {pct(arq_lat, 99):6.1f} ms"
-    )
+    jr_p50, jr_p99 = pct(jr_lat, 50), pct(jr_lat, 99)
+    arq_p50, arq_p99 = pct(arq_lat, 50), pct(arq_lat, 99)
+    print(f"jobs={args.jobs} concurrency={args.concurrency} samples={args.samples}")
+    print(f"throughput  jobrunner {jr_rate:8.0f} jobs/s   raw arq {arq_rate:8.0f} jobs/s")
+    print(f"throughput ratio jobrunner/arq {jr_rate / arq_rate:.2f}")
+    print(f"idle enqueue->start  jobrunner p50 {jr_p50:6.1f} ms  p99 {jr_p99:6.1f} ms")
+    print(f"idle enqueue->start  raw arq   p50 {arq_p50:6.1f} ms  p99 {arq_p99:6.1f} ms")
 
 
 if __name__ == "__main__":
