@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from jobrunner.settings import Settings
 from jobrunner.store.blobs import BlobStore
 
 ProgressSink = Callable[[float, str | None], Awaitable[None]]
@@ -33,6 +34,7 @@ class JobContext:
     blobs: BlobStore
     log: Any
     _sink: ProgressSink
+    settings: Settings | None = None
     cancel_token: threading.Event = field(default_factory=threading.Event)
     _loop: asyncio.AbstractEventLoop | None = None
 

@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     max_interruptions: int = Field(default=5, ge=1)
     redis_timeout_seconds: float = Field(default=5.0, gt=0)
     demo_tasks: bool = False
+    pipeline_tasks: bool = True
+    rulesets_dir: Path | None = Field(default=None, description="Extra CSV rulesets (TOML).")
+    allow_file_inputs: bool = Field(
+        default=False, description="Let pipeline input_uri be file:// (trusted setups only)."
+    )
+    connector_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    connector_timeout_seconds: float = Field(default=120.0, gt=0)
+    connector_allow_private: bool = Field(
+        default=False, description="Let sync_connector reach private/loopback addresses."
+    )
     tasks: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Task lists to load, as 'package.module:NAME' (a Task or a list)."
     )

@@ -1,4 +1,7 @@
-"""Blob storage for uploads, large results and pipeline outputs, addressed by ``blob://`` refs.
+"""Blob storage for uploads, large results and pipeline outputs.
+
+Refs look like ``blob://<id>/<name>`` (outputs) or ``upload://<id>/<name>`` (inputs brought in
+by uploads and connectors); both live in the same store.
 
 ``BlobStore`` is the interface; ``FileBlobStore`` keeps blobs under the data dir. File I/O
 runs in a thread so the event loop never blocks on a disk.
@@ -16,13 +19,15 @@ from typing import Protocol
 
 from jobrunner.errors import BlobNotFoundError
 
-_REF = re.compile(r"^blob://([0-9a-f]{32})(?:/([A-Za-z0-9._\-]{1,200}))?$")
+_REF = re.compile(r"^(?:blob|upload)://([0-9a-f]{32})(?:/([A-Za-z0-9._\-]{1,200}))?$")
 
 
 class BlobStore(Protocol):
-    async def put_bytes(self, data: bytes, *, name: str = "data") -> str: ...
+    async def put_bytes(self, data: bytes, *, name: str = "data", scheme: str = "blob") -> str: ...
 
-    async def put_file(self, path: Path, *, name: str | None = None) -> str: ...
+    async def put_file(
+        self, path: Path, *, name: str | None = None, scheme: str = "blob"
+    ) -> str: ...
 
     async def get_bytes(self, ref: str) -> bytes: ...
 
@@ -34,6 +39,12 @@ class BlobStore(Protocol):
 def _safe_name(name: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._\-]", "_", name)[:200].lstrip(".")
     return cleaned or "data"
+
+
+def _scheme(scheme: str) -> str:
+    if scheme not in ("blob", "upload"):
+        raise ValueError(f"blob refs are blob:// or upload://, not {scheme}://")
+    return scheme
 
 
 class FileBlobStore:
@@ -54,29 +65,33 @@ class FileBlobStore:
             raise BlobNotFoundError(f"no blob {ref!r}", ref=ref)
         return entries[0]
 
-    def _write(self, data: bytes, name: str) -> str:
+    def _write(self, data: bytes, name: str, scheme: str) -> str:
         blob_id = uuid.uuid4().hex
         folder = self.root / blob_id
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{name}.tmp"
         tmp.write_bytes(data)
         os.replace(tmp, folder / name)
-        return f"blob://{blob_id}/{name}"
+        return f"{scheme}://{blob_id}/{name}"
 
-    def _copy(self, path: Path, name: str) -> str:
+    def _copy(self, path: Path, name: str, scheme: str) -> str:
         blob_id = uuid.uuid4().hex
         folder = self.root / blob_id
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{name}.tmp"
         shutil.copyfile(path, tmp)
         os.replace(tmp, folder / name)
-        return f"blob://{blob_id}/{name}"
+        return f"{scheme}://{blob_id}/{name}"
 
-    async def put_bytes(self, data: bytes, *, name: str = "data") -> str:
-        return await asyncio.to_thread(self._write, data, _safe_name(name))
+    async def put_bytes(self, data: bytes, *, name: str = "data", scheme: str = "blob") -> str:
+        return await asyncio.to_thread(self._write, data, _safe_name(name), _scheme(scheme))
 
-    async def put_file(self, path: Path, *, name: str | None = None) -> str:
-        return await asyncio.to_thread(self._copy, path, _safe_name(name or path.name))
+    async def put_file(
+        self, path: Path, *, name: str | None = None, scheme: str = "blob"
+    ) -> str:
+        return await asyncio.to_thread(
+            self._copy, path, _safe_name(name or path.name), _scheme(scheme)
+        )
 
     async def get_bytes(self, ref: str) -> bytes:
         path = self._path(ref)

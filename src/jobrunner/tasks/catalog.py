@@ -10,6 +10,7 @@ from jobrunner.errors import ConfigError
 from jobrunner.registry import Registry, Task
 from jobrunner.settings import Settings
 from jobrunner.tasks.demo import DEMO_TASKS
+from jobrunner.tasks.pipelines import PIPELINE_TASKS
 
 
 def import_tasks(spec: str) -> list[Task[Any]]:
@@ -29,6 +30,8 @@ def import_tasks(spec: str) -> list[Task[Any]]:
 
 def build_registry(settings: Settings, extra: Iterable[Task[Any]] = ()) -> Registry:
     tasks: list[Task[Any]] = list(DEMO_TASKS) if settings.demo_tasks else []
+    if settings.pipeline_tasks:
+        tasks.extend(PIPELINE_TASKS)
     for spec in settings.tasks:
         tasks.extend(import_tasks(spec))
     return Registry([*tasks, *extra])

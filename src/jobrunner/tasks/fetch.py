@@ -36,7 +36,7 @@ async def fetch_to_file(
     dest: Path,
     *,
     max_bytes: int,
-    timeout: float,  # noqa: ASYNC109 - one deadline over DNS, every hop and the body
+    timeout: float,
     allow_private: bool,
     headers: dict[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,

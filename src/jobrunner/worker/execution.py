@@ -143,6 +143,7 @@ async def _run_started(services: Services, task: Task[Any], record: JobRecord, a
         blobs=services.blobs,
         log=bind_job_logger(record.id, record.tenant, record.correlation_id, task.name),
         _sink=reporter.report,
+        settings=services.settings,
         _loop=asyncio.get_running_loop(),
     )
     services.running.add(record.id)

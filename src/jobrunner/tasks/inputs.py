@@ -1,0 +1,57 @@
+"""Where pipeline inputs come from and outputs go: the blob store (and, if allowed, files)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from jobrunner.context import JobContext
+from jobrunner.errors import BlobNotFoundError, PermanentError
+
+
+async def input_path(ctx: JobContext, uri: str) -> Path:
+    """A local path for ``blob://``, ``upload://`` or (when allowed) ``file://`` inputs."""
+    if uri.startswith(("blob://", "upload://")):
+        try:
+            return await ctx.blobs.local_path(uri)
+        except BlobNotFoundError as exc:
+            raise PermanentError(f"input {uri} does not exist", code="input_not_found") from exc
+    if uri.startswith("file://"):
+        if not (ctx.settings and ctx.settings.allow_file_inputs):
+            raise PermanentError(
+                "file:// inputs are disabled (JOBRUNNER_ALLOW_FILE_INPUTS)",
+                code="input_not_allowed",
+            )
+        path = Path(unquote(urlparse(uri).path))
+        if not await asyncio.to_thread(path.is_file):
+            raise PermanentError(f"input {uri} does not exist", code="input_not_found")
+        return path
+    raise PermanentError(
+        f"input_uri must be blob://, upload:// or file://, not {uri!r}", code="input_uri_invalid"
+    )
+
+
+@contextlib.asynccontextmanager
+async def scratch_dir() -> AsyncIterator[Path]:
+    """A private temporary folder for one run's outputs, removed afterwards."""
+    path = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="jobrunner-"))
+    try:
+        yield path
+    finally:
+        await asyncio.to_thread(shutil.rmtree, path, True)
+
+
+def percent_reporter(
+    ctx: JobContext, start: float = 0.0, end: float = 100.0
+) -> Callable[..., None]:
+    """A thread-safe callback for pure pipeline code reporting a 0..1 fraction."""
+
+    def report(fraction: float, message: str | None = None) -> None:
+        ctx.progress_threadsafe(start + (end - start) * min(max(fraction, 0.0), 1.0), message)
+
+    return report
