@@ -124,6 +124,7 @@ class WaitTimeoutError(JobRunnerError):
 class TaskError(JobRunnerError):
     """Raised by task code. ``code`` is per instance so pipelines can name their failure."""
 
+    code = "task_error"
     retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
