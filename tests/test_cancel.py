@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -14,6 +13,8 @@ from jobrunner.domain.status import JobStatus
 from jobrunner.errors import JobNotCancellableError
 from jobrunner.registry import task
 from jobrunner.runtime import JobRunner
+from jobrunner.settings import Settings
+from jobrunner.tasks.catalog import build_registry
 from jobrunner.worker.runner import WorkerRunner
 
 CLEANED_UP: list[str] = []
@@ -45,10 +46,12 @@ async def test_cancel_queued_job_never_starts(runner: JobRunner) -> None:
     assert [a.event for a in await runner.audit(job.id)] == ["enqueued", "cancelled"]
 
 
-async def test_cancel_running_job_cancels_its_coroutine(runner: JobRunner, settings: Any) -> None:
-    registry = runner.registry.merged([block])
-    runner.registry = registry
-    async with WorkerRunner(settings, registry, redis=runner.redis):
+async def test_cancel_running_job_cancels_its_coroutine(settings: Settings) -> None:
+    registry = build_registry(settings).merged([block])
+    async with (
+        JobRunner(settings, registry) as runner,
+        WorkerRunner(settings, registry, redis=runner.redis),
+    ):
         job = await runner.enqueue("test.block", {})
         async for event in runner.watch(job.id):
             if event.status is JobStatus.RUNNING:
@@ -58,10 +61,10 @@ async def test_cancel_running_job_cancels_its_coroutine(runner: JobRunner, setti
         assert requested.cancel_requested
         done = await runner.wait(job.id, timeout=5)
         elapsed = time.monotonic() - asked
+        events = [a.event for a in await runner.audit(job.id)]
     assert done.status is JobStatus.CANCELLED
     assert elapsed < 1.5
     assert job.id in CLEANED_UP  # the task's finally block ran
-    events = [a.event for a in await runner.audit(job.id)]
     assert events[-2:] == ["cancel_requested", "cancelled"]
 
 

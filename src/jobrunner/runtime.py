@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import hashlib
 import json
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
@@ -22,31 +20,27 @@ from arq.jobs import serialize_job
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
+from jobrunner.admission import Admission, Admitted
 from jobrunner.domain.models import AuditEntry, JobEvent, JobPage, JobRecord
 from jobrunner.domain.status import JobStatus
 from jobrunner.embedded import embedded_redis
 from jobrunner.errors import (
     InvalidInputError,
-    InvalidOverrideError,
     JobNotCancellableError,
     JobNotFoundError,
-    ParamsTooLargeError,
     RedisUnavailableError,
     WaitTimeoutError,
 )
 from jobrunner.registry import Registry, Task
 from jobrunner.settings import Settings
 from jobrunner.store.blobs import BlobStore, FileBlobStore
-from jobrunner.store.codec import decode_record, dumps, encode_fields
+from jobrunner.store.codec import decode_record, encode_fields
 from jobrunner.store.connection import connect
 from jobrunner.store.events import job_events
 from jobrunner.store.jobs import ArqEnqueue, JobStore, NewJob, Transition, valid_job_id
 from jobrunner.store.keys import Keys
 from jobrunner.store.workers import WorkerRegistry
 from jobrunner.submission import EnqueueRequest, parse_request
-
-# A higher priority moves a ready job this far back in arq's score order (ahead of older jobs).
-PRIORITY_STEP_MS = 60_000
 
 
 def _now_ms() -> float:
@@ -64,25 +58,6 @@ async def redis_errors(operation: str, deadline: float) -> AsyncIterator[None]:
         raise RedisUnavailableError(f"{operation} failed: Redis unavailable ({reason})") from exc
 
 
-class _Prepared:
-    """A validated request turned into a record to create and an arq entry to add."""
-
-    def __init__(self, new: NewJob, task: Task[Any], queue: str, score_ms: int, arq_ttl_ms: int):
-        self.new = new
-        self.task = task
-        self.queue = queue
-        self.score_ms = score_ms
-        self.arq_ttl_ms = arq_ttl_ms
-
-    @property
-    def ready_now(self) -> bool:
-        return self.score_ms <= _now_ms()
-
-    @property
-    def arq_kwargs(self) -> dict[str, Any]:
-        return {} if self.new.expires_ms is None else {"expires_ms": self.new.expires_ms}
-
-
 class JobRunner:
     """Enqueue and follow jobs. ``async with JobRunner(settings, registry) as runner: ...``"""
 
@@ -97,6 +72,7 @@ class JobRunner:
         self._redis: ArqRedis | None = None
         self._store: JobStore | None = None
         self.redis_url: str = settings.redis_url or ""
+        self._admission = Admission(settings, registry, self.keys)
 
     async def __aenter__(self) -> JobRunner:
         await self.start()
@@ -161,7 +137,7 @@ class JobRunner:
 
     async def submit(self, request: EnqueueRequest) -> JobRecord:
         """Enqueue a validated request through arq's ``enqueue_job``."""
-        prepared = self._prepare(request, _now_ms())
+        prepared = self._admission.admit(request, _now_ms())
         async with self._guard("enqueue"):
             job_id, created = await self.store.create(prepared.new)
             if not created:
@@ -169,7 +145,7 @@ class JobRunner:
             await self._arq_enqueue(prepared)
         return _record_of(prepared.new)
 
-    async def _arq_enqueue(self, p: _Prepared) -> None:
+    async def _arq_enqueue(self, p: Admitted) -> None:
         try:
             await self.redis.enqueue_job(
                 p.task.name,
@@ -205,7 +181,7 @@ class JobRunner:
     ) -> list[JobRecord]:
         """Validate all, then create every record and arq entry in one pipelined round trip."""
         now = _now_ms()
-        prepared = [self._prepare(parse_request(r), now) for r in requests]
+        prepared = [self._admission.admit(parse_request(r), now) for r in requests]
         entries = [(p.new, self._arq_entry(p)) for p in prepared]
         wake = sorted({p.queue for p in prepared if p.ready_now})
         async with self._guard("enqueue_many", scale=1 + len(prepared) // 1000):
@@ -215,7 +191,7 @@ class JobRunner:
                 records.append(_record_of(p.new) if created else await self.store.get(job_id))
         return records
 
-    def _arq_entry(self, p: _Prepared) -> ArqEnqueue:
+    def _arq_entry(self, p: Admitted) -> ArqEnqueue:
         payload = serialize_job(
             p.task.name,
             (),
@@ -225,80 +201,6 @@ class JobRunner:
             serializer=self.redis.job_serializer,
         )
         return ArqEnqueue(queue=p.queue, payload=payload, ttl_ms=p.arq_ttl_ms, score=p.score_ms)
-
-    def _prepare(self, req: EnqueueRequest, now_ms: float) -> _Prepared:
-        s = self.settings
-        task = self.registry.get(req.task)
-        raw_size = len(dumps(req.params).encode())
-        if raw_size > s.max_params_bytes:
-            raise ParamsTooLargeError(
-                f"params are {raw_size} bytes; the limit is {s.max_params_bytes}",
-                size=raw_size,
-                limit=s.max_params_bytes,
-            )
-        params = task.parse(req.params).model_dump(mode="json")
-        params_json = dumps(params)
-        plan = req.plan or task.queue or s.default_plan
-        if plan not in s.plans:
-            raise InvalidInputError(f"unknown plan {plan!r}; plans: {list(s.plans)}", plan=plan)
-        timeout, max_tries = self._limits(task, req)
-        scheduled = _scheduled_ms(req, now_ms)
-        expires = scheduled + req.ttl_seconds * 1000 if req.ttl_seconds else None
-        job_id = uuid.uuid4().hex
-        fields = {
-            "id": job_id,
-            "task": task.name,
-            "params": params_json,
-            "status": "queued",
-            "progress": 0.0,
-            "attempts": 0,
-            "max_tries": max_tries,
-            "interruptions": 0,
-            "queue": self.keys.queue(plan),
-            "plan": plan,
-            "priority": req.priority,
-            "tenant": req.tenant,
-            "correlation_id": req.correlation_id or job_id,
-            "idempotency_key": req.idempotency_key,
-            "timeout_seconds": timeout,
-            "created_at": now_ms,
-            "scheduled_at": scheduled,
-            "expires_at": expires,
-        }
-        new = NewJob(
-            job_id=job_id,
-            tenant=req.tenant,
-            task=task.name,
-            fields=fields,
-            created_ms=now_ms,
-            audit=AuditEntry(at=datetime.now(tz=UTC), event="enqueued", status=JobStatus.QUEUED),
-            fingerprint=hashlib.sha256(f"{task.name}\0{params_json}".encode()).hexdigest(),
-            idempotency_key=req.idempotency_key,
-            expires_ms=expires,
-        )
-        ready = scheduled <= now_ms
-        score = int(scheduled - (req.priority * PRIORITY_STEP_MS if ready else 0))
-        arq_ttl = int((expires or scheduled) - now_ms + s.job_key_ttl_seconds * 1000)
-        return _Prepared(new, task, self.keys.queue(plan), score, arq_ttl)
-
-    def _limits(self, task: Task[Any], req: EnqueueRequest) -> tuple[float, int]:
-        s = self.settings
-        default_timeout = task.timeout_seconds or s.default_timeout_seconds
-        timeout_limit = task.max_timeout_seconds or max(default_timeout, s.max_timeout_seconds)
-        timeout = req.timeout_seconds or default_timeout
-        if timeout > timeout_limit:
-            raise InvalidOverrideError(
-                f"timeout {timeout}s is over {task.name}'s limit of {timeout_limit}s",
-                limit=timeout_limit,
-            )
-        policy = task.retry or s.retry_policy
-        max_tries = req.max_tries or policy.max_tries
-        if max_tries > max(task.max_tries_limit, policy.max_tries):
-            raise InvalidOverrideError(
-                f"max_tries {max_tries} is over {task.name}'s limit of {task.max_tries_limit}",
-                limit=task.max_tries_limit,
-            )
-        return timeout, max_tries
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -387,12 +289,6 @@ class JobRunner:
 
 def _timeout(seconds: float | None) -> asyncio.Timeout:
     return asyncio.timeout(seconds)
-
-
-def _scheduled_ms(req: EnqueueRequest, now_ms: float) -> float:
-    if req.run_at is not None:
-        return max(req.run_at.timestamp() * 1000, now_ms)
-    return now_ms + (req.defer_seconds or 0) * 1000
 
 
 def _record_of(new: NewJob) -> JobRecord:

@@ -1,0 +1,154 @@
+"""Admission: a validated EnqueueRequest becomes a record to create and an arq entry to add.
+
+Pure apart from the clock and id passed in; no Redis here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jobrunner.domain.models import AuditEntry
+from jobrunner.domain.status import JobStatus
+from jobrunner.errors import InvalidInputError, InvalidOverrideError, ParamsTooLargeError
+from jobrunner.registry import Registry, Task
+from jobrunner.settings import Settings
+from jobrunner.store.codec import dumps
+from jobrunner.store.jobs import NewJob
+from jobrunner.store.keys import Keys
+from jobrunner.submission import EnqueueRequest
+
+# A higher priority moves a ready job this far back in arq's score order (ahead of older jobs).
+PRIORITY_STEP_MS = 60_000
+
+
+def timeout_limit(task: Task[Any], settings: Settings) -> float:
+    """The longest timeout a job of ``task`` may ask for."""
+    default = task.timeout_seconds or settings.default_timeout_seconds
+    return task.max_timeout_seconds or max(default, settings.max_timeout_seconds)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request ready to store: the record to create and where arq should queue it."""
+
+    new: NewJob
+    task: Task[Any]
+    queue: str
+    score_ms: int
+    arq_ttl_ms: int
+
+    @property
+    def ready_now(self) -> bool:
+        return self.score_ms <= time.time() * 1000
+
+    @property
+    def arq_kwargs(self) -> dict[str, Any]:
+        return {} if self.new.expires_ms is None else {"expires_ms": self.new.expires_ms}
+
+
+class Admission:
+    """Checks a request against the registry and settings, and lays out its record."""
+
+    def __init__(self, settings: Settings, registry: Registry, keys: Keys) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.keys = keys
+
+    def admit(self, req: EnqueueRequest, now_ms: float) -> Admitted:
+        task = self.registry.get(req.task)
+        params_json = self._params_json(task, req)
+        plan = req.plan or task.queue or self.settings.default_plan
+        if plan not in self.settings.plans:
+            plans = list(self.settings.plans)
+            raise InvalidInputError(f"unknown plan {plan!r}; plans: {plans}", plan=plan)
+        scheduled = _scheduled_ms(req, now_ms)
+        expires = scheduled + req.ttl_seconds * 1000 if req.ttl_seconds else None
+        job_id = uuid.uuid4().hex
+        fields = self._fields(task, req, job_id, params_json, plan, now_ms, scheduled, expires)
+        new = NewJob(
+            job_id=job_id,
+            tenant=req.tenant,
+            task=task.name,
+            fields=fields,
+            created_ms=now_ms,
+            audit=AuditEntry(at=datetime.now(tz=UTC), event="enqueued", status=JobStatus.QUEUED),
+            fingerprint=hashlib.sha256(f"{task.name}\0{params_json}".encode()).hexdigest(),
+            idempotency_key=req.idempotency_key,
+            expires_ms=expires,
+        )
+        ready = scheduled <= now_ms
+        score = int(scheduled - (req.priority * PRIORITY_STEP_MS if ready else 0))
+        arq_ttl = int((expires or scheduled) - now_ms + self.settings.job_key_ttl_seconds * 1000)
+        return Admitted(new, task, self.keys.queue(plan), score, arq_ttl)
+
+    def _params_json(self, task: Task[Any], req: EnqueueRequest) -> str:
+        limit = self.settings.max_params_bytes
+        raw_size = len(dumps(req.params).encode())
+        if raw_size > limit:
+            raise ParamsTooLargeError(
+                f"params are {raw_size} bytes; the limit is {limit}", size=raw_size, limit=limit
+            )
+        return dumps(task.parse(req.params).model_dump(mode="json"))
+
+    def _fields(
+        self,
+        task: Task[Any],
+        req: EnqueueRequest,
+        job_id: str,
+        params_json: str,
+        plan: str,
+        now_ms: float,
+        scheduled: float,
+        expires: float | None,
+    ) -> dict[str, Any]:
+        timeout, max_tries = self._limits(task, req)
+        return {
+            "id": job_id,
+            "task": task.name,
+            "params": params_json,
+            "status": JobStatus.QUEUED.value,
+            "progress": 0.0,
+            "attempts": 0,
+            "max_tries": max_tries,
+            "interruptions": 0,
+            "queue": self.keys.queue(plan),
+            "plan": plan,
+            "priority": req.priority,
+            "tenant": req.tenant,
+            "correlation_id": req.correlation_id or job_id,
+            "idempotency_key": req.idempotency_key,
+            "timeout_seconds": timeout,
+            "created_at": now_ms,
+            "scheduled_at": scheduled,
+            "expires_at": expires,
+        }
+
+    def _limits(self, task: Task[Any], req: EnqueueRequest) -> tuple[float, int]:
+        limit = timeout_limit(task, self.settings)
+        timeout = (
+            req.timeout_seconds or task.timeout_seconds or self.settings.default_timeout_seconds
+        )
+        if timeout > limit:
+            raise InvalidOverrideError(
+                f"timeout {timeout}s is over {task.name}'s limit of {limit}s", limit=limit
+            )
+        policy = task.retry or self.settings.retry_policy
+        max_tries = req.max_tries or policy.max_tries
+        tries_limit = max(task.max_tries_limit, policy.max_tries)
+        if max_tries > tries_limit:
+            raise InvalidOverrideError(
+                f"max_tries {max_tries} is over {task.name}'s limit of {tries_limit}",
+                limit=tries_limit,
+            )
+        return timeout, max_tries
+
+
+def _scheduled_ms(req: EnqueueRequest, now_ms: float) -> float:
+    if req.run_at is not None:
+        return max(req.run_at.timestamp() * 1000, now_ms)
+    return now_ms + (req.defer_seconds or 0) * 1000
