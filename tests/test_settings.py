@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -35,3 +37,19 @@ def test_importing_the_worker_package_reads_no_environment(monkeypatch: pytest.M
     module = importlib.import_module("jobrunner.worker")
     with pytest.raises(ValidationError):
         _ = module.WorkerSettings  # built on first access, from the environment of that moment
+
+
+def test_env_example_lists_every_setting_and_parses(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = Path(__file__).resolve().parents[1] / ".env.example"
+    text = path.read_text()
+    for name in Settings.model_fields:
+        assert f"JOBRUNNER_{name.upper()}=" in text, name
+    for key in [k for k in os.environ if k.startswith("JOBRUNNER_")]:
+        monkeypatch.delenv(key)
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            monkeypatch.setenv(key, value)
+    # the example documents the defaults: reading it changes nothing
+    assert Settings(_env_file=None) == defaults  # type: ignore[call-arg]
