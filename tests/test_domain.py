@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobrunner.context import ProgressThrottle
+from jobrunner.domain.capacity import free_slots
 from jobrunner.domain.retry import RetryPolicy, backoff_ceiling, next_delay, should_retry
 from jobrunner.domain.shares import split_concurrency
 from jobrunner.domain.status import ACTIVE, TERMINAL, TRANSITIONS, JobStatus, can_transition
@@ -77,3 +78,28 @@ def test_progress_throttle_writes_at_most_once_per_interval_plus_milestones() ->
     assert throttle.offer(26, "quarter") == (True, 25)
     now[0] = 1.2
     assert throttle.offer(27, None) == (True, None)
+
+
+SHARES = {"enterprise": 10, "business": 5, "pro": 3, "free": 2}
+
+
+def _free(queue: str, in_use: dict[str, int], backlogged: dict[str, bool]) -> int:
+    return free_slots(queue, total=20, guaranteed=SHARES, in_use=in_use, backlogged=backlogged)
+
+
+def test_a_lone_backlog_borrows_all_but_one_slot_per_other_queue() -> None:
+    idle = dict.fromkeys(SHARES, 0)
+    assert _free("free", idle, {"free": True}) == 17
+    assert _free("free", {**idle, "free": 17}, {"free": True}) == 0
+    # an enterprise job arriving now still finds its reserved slot
+    assert _free("enterprise", {**idle, "free": 17}, {"free": True}) == 1
+
+
+def test_when_every_queue_is_busy_each_gets_its_share() -> None:
+    busy = dict.fromkeys(SHARES, True)
+    in_use = dict.fromkeys(SHARES, 0)
+    for queue, share in SHARES.items():
+        assert _free(queue, in_use, busy) == share
+    # borrowed slots are not taken again once the owner is busy: free waits for its own share
+    assert _free("free", {**in_use, "free": 17}, busy) == 0
+    assert _free("enterprise", {**in_use, "free": 17}, busy) == 1  # it had its reserve

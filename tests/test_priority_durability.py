@@ -29,8 +29,13 @@ async def test_enterprise_job_starts_within_one_poll_behind_ten_thousand_free_jo
         await runner.enqueue_many(batch)
     assert await runner.redis.zcard(runner.keys.queue("free")) == 10_000
     async with WorkerRunner(runner.settings, runner.registry, redis=runner.redis) as w:
-        await asyncio.sleep(0.5)  # the free slots are busy, thousands still waiting
-        assert w.workers["free"].job_counter == w.slots["free"]
+        await asyncio.sleep(0.5)  # free borrows the idle capacity, thousands still waiting
+        busiest = 0
+        for _ in range(20):
+            busiest = max(busiest, w.workers["free"].job_counter)
+            await asyncio.sleep(0.01)
+        others = len(w.slots) - 1  # each keeps one slot in reserve
+        assert busiest == runner.settings.concurrency - others
         vip = await runner.enqueue("demo.echo", {"vip": True}, plan="enterprise")
         done = await runner.wait(vip.id, timeout=5)
         free_left = await runner.redis.zcard(runner.keys.queue("free"))

@@ -86,9 +86,7 @@ class FileBlobStore:
     async def put_bytes(self, data: bytes, *, name: str = "data", scheme: str = "blob") -> str:
         return await asyncio.to_thread(self._write, data, _safe_name(name), _scheme(scheme))
 
-    async def put_file(
-        self, path: Path, *, name: str | None = None, scheme: str = "blob"
-    ) -> str:
+    async def put_file(self, path: Path, *, name: str | None = None, scheme: str = "blob") -> str:
         return await asyncio.to_thread(
             self._copy, path, _safe_name(name or path.name), _scheme(scheme)
         )

@@ -18,12 +18,13 @@ from redis.exceptions import RedisError
 
 from jobrunner.serializer import deserialize, serialize
 from jobrunner.store.claims import Claimer
+from jobrunner.worker.capacity import SharedCapacity
 
 log = structlog.get_logger("jobrunner.worker")
 
 
 class JobRunnerWorker(Worker):
-    """Consumes one arq queue inside a multi-queue process.
+    """Consumes one arq queue inside a multi-queue process, within a shared capacity.
 
     arq sleeps ``poll_delay`` between polls (0-500 ms of added latency); this worker instead
     waits on ``wake``, an event set when a job is enqueued on its queue, a cancel is requested
@@ -36,8 +37,9 @@ class JobRunnerWorker(Worker):
         functions: Sequence[Function],
         *,
         queue_name: str,
+        plan: str,
+        capacity: SharedCapacity,
         redis_pool: ArqRedis,
-        max_jobs: int,
         lease_seconds: float,
         idle_poll_seconds: float,
         scan_limit: int,
@@ -48,7 +50,7 @@ class JobRunnerWorker(Worker):
             functions,
             queue_name=queue_name,
             redis_pool=redis_pool,
-            max_jobs=max_jobs,
+            max_jobs=capacity.total,  # the real limit is the shared capacity, checked per poll
             handle_signals=False,
             poll_delay=0,
             allow_abort_jobs=True,
@@ -61,6 +63,9 @@ class JobRunnerWorker(Worker):
         # arq sets the lease to the longest function timeout + 10 s and never renews it; ours is
         # short and renewed by the runner's heartbeat, so a dead worker's jobs return quickly.
         self.in_progress_timeout_s = lease_seconds
+        self.plan = plan
+        self.capacity = capacity
+        capacity.add_waker(wake)
         self.wake = wake
         self.idle_poll_seconds = idle_poll_seconds
         self.scan_limit = scan_limit
@@ -79,8 +84,9 @@ class JobRunnerWorker(Worker):
         self.wake.clear()
         started = 0
         idle = self.idle_poll_seconds
-        if self.allow_pick_jobs and self.job_counter < self.max_jobs:
-            started, next_due = await self._claim_and_start(self.max_jobs - self.job_counter)
+        wanted = self.capacity.free_for(self.plan) if self.allow_pick_jobs else 0
+        if wanted > 0:
+            started, next_due = await self._claim_and_start(wanted)
             if next_due is not None:  # a deferred job or a retry: sleep until it is due
                 idle = min(idle, max(next_due - timestamp_ms(), 1) / 1000)
         if self.allow_abort_jobs:
@@ -104,6 +110,8 @@ class JobRunnerWorker(Worker):
             scan=max(self.scan_limit, free_slots * 10),
             lease_ms=int(self.in_progress_timeout_s * 1000),
         )
+        # a full batch means more may be waiting: the queue then reserves its whole share
+        self.capacity.started(self.plan, len(claimed), more_waiting=len(claimed) == free_slots)
         for job_id, score in claimed:
             await self.sem.acquire()  # never waits: we claimed at most the free slots
             self.job_counter += 1
@@ -114,7 +122,7 @@ class JobRunnerWorker(Worker):
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
-        self.wake.set()  # a slot is free: look for more work now, not after the idle poll
+        self.capacity.finished(self.plan)  # wakes every queue: a slot is free now
 
     @property
     def running_job_ids(self) -> list[str]:

@@ -1,7 +1,8 @@
 """A worker process: several queues in one event loop, heartbeats, wake-ups, graceful stop.
 
-Each plan queue gets a ``JobRunnerWorker`` with its share of the concurrency, so a backlog in
-``free`` never takes the slots reserved for ``enterprise``.
+Each plan queue gets a ``JobRunnerWorker``; they share the process's concurrency by plan shares
+(work-conserving: idle capacity is lent, a reserve is kept per queue; see domain/capacity.py),
+so a backlog in ``free`` never takes the slot an ``enterprise`` job needs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from jobrunner.store.jobs import JobStore
 from jobrunner.store.keys import Keys
 from jobrunner.store.workers import WorkerRegistry
 from jobrunner.worker.arq_worker import JobRunnerWorker
+from jobrunner.worker.capacity import SharedCapacity
 from jobrunner.worker.execution import Services, arq_function
 from jobrunner.worker.wakeups import WakeListener
 
@@ -88,16 +90,18 @@ class WorkerRunner:
         if not functions:
             raise ValueError("no tasks to run: the registry is empty")
         s = self.settings
+        self.capacity = SharedCapacity(self.concurrency, self.slots)
         for plan in self.queues:
             queue = self.keys.queue(plan)
             self.workers[plan] = JobRunnerWorker(
                 functions,
                 queue_name=queue,
+                plan=plan,
+                capacity=self.capacity,
                 redis_pool=self.redis,
-                max_jobs=self.slots[plan],
                 lease_seconds=s.lease_seconds,
                 idle_poll_seconds=s.poll_delay_seconds,
-                scan_limit=max(1000, self.slots[plan] * 10),
+                scan_limit=max(1000, self.concurrency * 10),
                 wake=self._wake.event_for(queue),
                 ctx={"services": self.services},
             )
