@@ -36,7 +36,7 @@ from jobrunner.settings import Settings
 from jobrunner.store.blobs import BlobStore, FileBlobStore
 from jobrunner.store.codec import decode_record, encode_fields
 from jobrunner.store.connection import connect
-from jobrunner.store.events import job_events
+from jobrunner.store.events import EventFeed
 from jobrunner.store.jobs import ArqEnqueue, JobStore, NewJob, Transition, valid_job_id
 from jobrunner.store.keys import Keys
 from jobrunner.store.workers import WorkerRegistry
@@ -258,13 +258,16 @@ class JobRunner:
         """Events for one job: a snapshot first, then changes, ending at a terminal status."""
         if not valid_job_id(job_id):
             raise JobNotFoundError(job_id)
-        async with job_events(self.redis, self.keys, job_id) as events:
+        async with self._guard("watch"):
+            events = await EventFeed.open(self.redis, self.keys, job_id)
+        try:
             record = await self.get(job_id)
             yield _snapshot(record)
             if record.is_terminal:
                 return
             while True:
-                event = await events.next(timeout=1.0)
+                async with self._guard("watch"):
+                    event = await events.next(timeout=1.0)
                 if event is None:  # quiet: re-read in case a message was lost
                     record = await self.get(job_id)
                     if record.is_terminal:
@@ -274,6 +277,8 @@ class JobRunner:
                 yield event
                 if event.is_terminal:
                     return
+        finally:
+            await events.close()
 
     async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
         """Wait until the job is terminal; WaitTimeoutError after ``timeout`` seconds."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
@@ -29,10 +28,21 @@ def parse_event(raw: bytes | str) -> JobEvent:
 
 
 class EventFeed:
-    """One subscription to one job's channel."""
+    """One subscription to one job's channel. Open it before reading the job's state, so no
+    event published between that read and the subscription is lost."""
 
     def __init__(self, pubsub: PubSub) -> None:
         self._pubsub = pubsub
+
+    @classmethod
+    async def open(cls, redis: Redis, keys: Keys, job_id: str) -> EventFeed:
+        pubsub = redis.pubsub()
+        try:
+            await pubsub.subscribe(keys.events(job_id))
+        except BaseException:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            raise
+        return cls(pubsub)
 
     async def next(self, timeout: float) -> JobEvent | None:
         """The next event, or None when nothing arrived within ``timeout`` seconds."""
@@ -41,15 +51,7 @@ class EventFeed:
             return None
         return parse_event(message["data"])
 
-
-@contextlib.asynccontextmanager
-async def job_events(redis: Redis, keys: Keys, job_id: str) -> AsyncIterator[EventFeed]:
-    """Subscribe before reading state, so no event between the read and the subscribe is lost."""
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.events(job_id))
-    try:
-        yield EventFeed(pubsub)
-    finally:
+    async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await pubsub.unsubscribe()
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.unsubscribe()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
