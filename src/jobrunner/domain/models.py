@@ -54,8 +54,7 @@ class JobRecord(BaseModel):
     cancel_requested: bool = False
     worker_id: str | None = None
     error: JobError | None = None
-    result: Any = None
-    result_ref: str | None = None
+    result_ref: str | None = None  # set when the result is in the blob store; else see result()
 
     @property
     def is_terminal(self) -> bool:
