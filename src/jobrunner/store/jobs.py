@@ -7,13 +7,14 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
 
 from jobrunner.domain.models import AuditEntry, JobPage, JobRecord
-from jobrunner.domain.status import TERMINAL, JobStatus
+from jobrunner.domain.status import TERMINAL, WAITING, JobStatus
 from jobrunner.errors import IdempotencyConflictError, JobNotFoundError, RecordCorruptError
 from jobrunner.store.codec import (
     audit_json,
@@ -266,28 +267,26 @@ class JobStore:
         """(1, 'cancelled') for a waiting job, (2, 'requested') for a running one, (-1, status)."""
         if not valid_job_id(job_id):
             raise JobNotFoundError(job_id)
+        at = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+        cancelled = Transition(
+            target=JobStatus.CANCELLED,
+            allowed_from=WAITING,
+            fields={"finished_at": now_ms, "cancel_requested": True, "next_attempt_at": None},
+            audit=AuditEntry(at=at, event="cancelled", status=JobStatus.CANCELLED, message=by),
+        )
+        record = await self.transition(job_id, cancelled, now_ms)
+        if record is not None:
+            # Take it out of arq too; a worker that claimed it meanwhile is refused at start.
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(record.queue, job_id)
+                pipe.delete(arq_job(job_id))
+                await pipe.execute()
+            return 1, JobStatus.CANCELLED.value
         k = self.keys
-        at = AuditEntry.model_validate({"at": now_ms / 1000, "event": "cancelled", "message": by})
-        requested = at.model_copy(update={"event": "cancel_requested"})
+        requested = AuditEntry(at=at, event="cancel_requested", message=by)
         reply = await self._cancel(
-            keys=[
-                k.job(job_id),
-                k.audit(job_id),
-                k.events(job_id),
-                k.finished,
-                k.expiring,
-                ARQ_ABORT,
-                k.wake,
-            ],
-            args=[
-                job_id,
-                repr(now_ms),
-                str(self.record_ttl),
-                k.status_index("{tenant}", "{status}"),
-                arq_job(job_id),
-                audit_json(at.model_copy(update={"status": JobStatus.CANCELLED})),
-                audit_json(requested),
-            ],
+            keys=[k.job(job_id), k.audit(job_id), ARQ_ABORT, k.wake],
+            args=[job_id, repr(now_ms), audit_json(requested)],
         )
         if reply[0] == -2:
             raise JobNotFoundError(job_id)
