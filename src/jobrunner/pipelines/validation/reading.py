@@ -1,0 +1,76 @@
+"""Streaming a sniffed CSV in batches with canonical column names; polars errors made clear."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+
+from jobrunner.errors import PermanentError
+from jobrunner.pipelines.validation.rules import Ruleset
+from jobrunner.pipelines.validation.sniff import Sniffed
+
+ROW = "__row"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name.strip().lstrip("\ufeff").lower())
+
+
+def header_mapping(header: list[str], ruleset: Ruleset) -> dict[str, str]:
+    """Original header -> canonical column name, by name or alias (case/space-insensitive)."""
+    lookup: dict[str, str] = {}
+    for name, column in ruleset.columns.items():
+        for alias in [name, *column.aliases]:
+            lookup.setdefault(_norm(alias), name)
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+    for original in header:
+        canonical = lookup.get(_norm(original), original.strip().lstrip("\ufeff"))
+        if canonical in taken:  # two headers map to one column: keep the second as it is
+            canonical = original
+        mapping[original] = canonical
+        taken.add(canonical)
+    return mapping
+
+
+def count_records_estimate(path: Path) -> int:
+    """Lines minus the header: an upper bound used only for progress."""
+    lines = 0
+    with path.open("rb") as f:
+        while chunk := f.read(8 * 1024 * 1024):
+            lines += chunk.count(b"\n")
+    return max(lines - 1, 1)
+
+
+def scan(sniffed: Sniffed) -> pl.LazyFrame:
+    """All columns as strings; ``__row`` is the record's line number (the header is line 1)."""
+    return pl.scan_csv(
+        sniffed.path,
+        separator=sniffed.delimiter,
+        infer_schema=False,
+        truncate_ragged_lines=True,
+        encoding="utf8-lossy",
+        missing_columns="insert",
+        raise_if_empty=False,
+        row_index_name=ROW,
+        row_index_offset=2,
+    )
+
+
+def columns_of(lf: pl.LazyFrame) -> list[str]:
+    try:
+        return [c for c in lf.collect_schema().names() if c != ROW]
+    except pl.exceptions.PolarsError as exc:
+        raise PermanentError(f"cannot parse the CSV header: {exc}", code="csv_unreadable") from exc
+
+
+def batches(lf: pl.LazyFrame, mapping: dict[str, str], batch_rows: int) -> Iterator[pl.DataFrame]:
+    """The file in batches of at most ``batch_rows`` records, columns renamed to canonical."""
+    try:
+        for batch in lf.collect_batches(chunk_size=batch_rows):
+            yield batch.rename(mapping)
+    except pl.exceptions.PolarsError as exc:
+        raise PermanentError(f"cannot parse the CSV: {exc}", code="csv_unreadable") from exc

@@ -1,0 +1,213 @@
+"""validate_csv_file and correct_csv_file: a file streamed through compiled checks and fixes.
+
+Memory stays bounded: the file is read in batches; across batches only the keys of ``unique``
+columns are kept. Row numbers count records with the header as 1 (a record holding a quoted
+newline still counts once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from jobrunner.pipelines.validation.checks import compile_checks
+from jobrunner.pipelines.validation.correct import Corrector
+from jobrunner.pipelines.validation.findings import (
+    Tally,
+    UniqueKeys,
+    append_csv,
+    errors_of,
+    file_errors_of,
+)
+from jobrunner.pipelines.validation.reading import (
+    batches,
+    columns_of,
+    count_records_estimate,
+    header_mapping,
+    scan,
+)
+from jobrunner.pipelines.validation.rules import Ruleset
+from jobrunner.pipelines.validation.sniff import Sniffed, sniff
+
+ERROR_COLUMNS = ["row", "column", "code", "message", "value"]
+Progress = Callable[[float, str], None]
+
+
+class ValidationResult(BaseModel):
+    total_rows: int
+    valid_rows: int
+    invalid_rows: int
+    error_count: int
+    errors_by_code: dict[str, int]
+    errors_by_column: dict[str, int]
+    sample_errors: list[dict[str, Any]]
+    file_errors: list[dict[str, Any]]
+    report_path: str
+    corrected_path: str | None = None
+    changelog_path: str | None = None
+    changes: int = 0
+    changes_by_column: dict[str, int] = {}
+    encoding: str
+    delimiter: str
+    columns: dict[str, str]
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where a run writes: the error report, and with auto-fix the corrected file and log."""
+
+    report: Path
+    corrected: Path | None = None
+    changelog: Path | None = None
+
+
+def validate_csv_file(
+    input_path: Path,
+    *,
+    ruleset: Ruleset,
+    report_path: Path,
+    category: str | None = None,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    auto_fix: bool = False,
+    corrected_path: Path | None = None,
+    changelog_path: Path | None = None,
+    on_progress: Progress | None = None,
+    batch_rows: int = 100_000,
+) -> ValidationResult:
+    """Check every row of ``input_path`` against ``ruleset``; the full report goes to a CSV.
+
+    With ``auto_fix`` the fixes are applied first (the same code as correct_csv_file), the
+    corrected file and change log are written, and the findings describe the corrected rows.
+    """
+    if auto_fix and (corrected_path is None or changelog_path is None):
+        raise ValueError("auto_fix needs corrected_path and changelog_path")
+    outputs = Outputs(
+        report_path, corrected_path if auto_fix else None, changelog_path if auto_fix else None
+    )
+    started = time.perf_counter()
+    sniffed = sniff(input_path, report_path.parent, encoding=encoding, delimiter=delimiter)
+    with ExitStack() as stack:
+        tally, mapping, corrector = _stream(
+            sniffed, ruleset, category, outputs, batch_rows, on_progress, stack
+        )
+    present = set(mapping.values())
+    file_errors = file_errors_of(ruleset, present, category)
+    return _result(ruleset, tally, file_errors, sniffed, mapping, outputs, corrector, started)
+
+
+def _stream(
+    sniffed: Sniffed,
+    ruleset: Ruleset,
+    category: str | None,
+    outputs: Outputs,
+    batch_rows: int,
+    on_progress: Progress | None,
+    stack: ExitStack,
+) -> tuple[Tally, dict[str, str], Corrector | None]:
+    lf = scan(sniffed)
+    mapping = header_mapping(columns_of(lf), ruleset)
+    present = list(mapping.values())
+    checks = compile_checks(ruleset, set(present), category)
+    corrector = None
+    unique = UniqueKeys([c for c in present if c in ruleset.columns and ruleset.columns[c].unique])
+    if outputs.corrected is not None and outputs.changelog is not None:
+        out = stack.enter_context(outputs.corrected.open("w", encoding="utf-8", newline=""))
+        log = stack.enter_context(outputs.changelog.open("w", encoding="utf-8", newline=""))
+        corrector = Corrector(ruleset, present, out, log)
+        unique = UniqueKeys([])  # the corrector drops duplicates instead of reporting them
+    report = stack.enter_context(outputs.report.open("w", encoding="utf-8", newline=""))
+    report.write(",".join(ERROR_COLUMNS) + "\n")
+    estimate = count_records_estimate(sniffed.path)
+    tally = Tally()
+    for batch in batches(lf, mapping, batch_rows):
+        rows = corrector.apply(batch) if corrector is not None else batch
+        errors = errors_of(rows, checks, unique.duplicates(rows))
+        append_csv(report, errors, header=False)
+        tally.rows += rows.height
+        tally.add(errors)
+        if on_progress is not None:
+            on_progress(min(tally.rows / estimate, 1.0), f"{tally.rows} rows checked")
+    return tally, mapping, corrector
+
+
+def _result(
+    ruleset: Ruleset,
+    tally: Tally,
+    file_errors: list[dict[str, Any]],
+    sniffed: Sniffed,
+    mapping: dict[str, str],
+    outputs: Outputs,
+    corrector: Corrector | None,
+    started: float,
+) -> ValidationResult:
+    max_rows = ruleset.file.max_rows
+    if max_rows is not None and tally.rows > max_rows:
+        file_errors.append(
+            {
+                "row": 1,
+                "column": "*",
+                "code": "too_many_rows",
+                "message": f"at most {max_rows} rows",
+                "value": str(tally.rows),
+            }
+        )
+    invalid = tally.rows if file_errors else tally.invalid  # a missing column spoils every row
+    for error in file_errors:
+        tally.by_code[error["code"]] += 1
+        tally.by_column[error["column"]] += 1
+    return ValidationResult(
+        total_rows=tally.rows,
+        valid_rows=tally.rows - invalid,
+        invalid_rows=invalid,
+        error_count=tally.errors + len(file_errors),
+        errors_by_code=dict(tally.by_code),
+        errors_by_column=dict(tally.by_column),
+        sample_errors=tally.samples,
+        file_errors=file_errors,
+        report_path=str(outputs.report),
+        corrected_path=str(outputs.corrected) if corrector else None,
+        changelog_path=str(outputs.changelog) if corrector else None,
+        changes=sum(corrector.changes.values()) if corrector else 0,
+        changes_by_column=dict(corrector.changes) if corrector else {},
+        encoding=sniffed.encoding,
+        delimiter=sniffed.delimiter,
+        columns={k: v for k, v in mapping.items() if k != v},
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
+
+
+def correct_csv_file(
+    input_path: Path,
+    *,
+    ruleset: Ruleset,
+    corrected_path: Path,
+    changelog_path: Path,
+    report_path: Path,
+    category: str | None = None,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    on_progress: Progress | None = None,
+    batch_rows: int = 100_000,
+) -> ValidationResult:
+    """Apply the ruleset's fixes; the result also says what is still wrong afterwards."""
+    return validate_csv_file(
+        input_path,
+        ruleset=ruleset,
+        report_path=report_path,
+        category=category,
+        delimiter=delimiter,
+        encoding=encoding,
+        auto_fix=True,
+        corrected_path=corrected_path,
+        changelog_path=changelog_path,
+        on_progress=on_progress,
+        batch_rows=batch_rows,
+    )

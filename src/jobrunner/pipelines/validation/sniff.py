@@ -1,0 +1,88 @@
+"""What a CSV file is before we parse it: text or not, its encoding, its delimiter.
+
+Files that are not UTF-8 (Latin-1/CP1252 from spreadsheets) are transcoded to UTF-8 in
+chunks into the work dir, so polars always reads UTF-8 and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobrunner.errors import PermanentError
+
+CANDIDATES = (",", ";", "\t", "|")
+_PROBE_BYTES = 64 * 1024
+_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    path: Path  # UTF-8 (possibly a transcoded copy)
+    encoding: str  # what the original was
+    delimiter: str
+    header: list[str]
+
+
+def sniff(path: Path, work_dir: Path, *, encoding: str | None, delimiter: str | None) -> Sniffed:
+    head = _read_head(path)
+    if not head.strip(b"\xef\xbb\xbf \r\n\t"):
+        raise PermanentError(f"{path.name} is empty", code="csv_empty")
+    if b"\x00" in head:
+        raise PermanentError(f"{path.name} is not a text file", code="csv_not_text")
+    found = encoding or _guess_encoding(head)
+    utf8_path = path if found in ("utf-8", "utf-8-sig") else _transcode(path, work_dir, found)
+    text = head.decode(found, errors="replace").lstrip("\ufeff")
+    sep = delimiter or _guess_delimiter(text)
+    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    return Sniffed(utf8_path, found, sep, [h.strip() for h in header])
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(_PROBE_BYTES)
+    except OSError as exc:
+        raise PermanentError(f"cannot read {path.name}: {exc}", code="input_not_found") from exc
+
+
+def _guess_encoding(head: bytes) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the probe's end
+            return "cp1252"
+    return "utf-8"
+
+
+def _guess_delimiter(text: str) -> str:
+    """The candidate that splits the first lines into the same, largest number of fields."""
+    lines = [line for line in text.splitlines()[:20] if line.strip()] or [text]
+    best, best_score = ",", 0
+    for sep in CANDIDATES:
+        counts = [len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=sep)]
+        if not counts or counts[0] < 2:
+            continue
+        consistent = sum(1 for c in counts if c == counts[0])
+        score = consistent * 1000 + counts[0]
+        if score > best_score:
+            best, best_score = sep, score
+    return best
+
+
+def _transcode(path: Path, work_dir: Path, encoding: str) -> Path:
+    target = work_dir / f"{path.stem}.utf8.csv"
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    except LookupError as exc:
+        raise PermanentError(f"unknown encoding {encoding!r}", code="csv_encoding") from exc
+    with path.open("rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
+        while chunk := src.read(_CHUNK):
+            dst.write(decoder.decode(chunk))
+        dst.write(decoder.decode(b"", final=True))
+    return target
