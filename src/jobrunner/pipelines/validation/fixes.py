@@ -21,7 +21,8 @@ def column_fix(name: str, column: Column) -> pl.Expr:
     elif column.type == "gtin":
         digits = c.str.replace_all(r"[\s\-]", "")
         padded = digits.str.zfill(13)
-        pad = digits.str.contains(r"^\d{8,12}$") & gtin_valid(padded) & ~gtin_valid(digits)
+        # Spreadsheets drop leading zeros; left zeros never change a GS1 check digit.
+        pad = digits.str.contains(r"^\d{8,12}$") & gtin_valid(padded)
         c = pl.when(pad).then(padded).otherwise(digits)
     elif column.type == "list":
         c = c.str.replace_all(r"\s*[|;,]\s*", ",")
