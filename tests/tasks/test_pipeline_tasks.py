@@ -106,15 +106,45 @@ async def _serve_once(body: bytes) -> tuple[asyncio.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-async def test_sync_connector_then_validate_ready_input(jr: JobRunner) -> None:
-    server, port = await _serve_once(b"sku,price\nA,1\nB,2\nC,3\n")
+async def test_sync_connector_then_validate_csv(jr: JobRunner) -> None:
+    feed = b"sku,title,price\nA,Shirt,1\nB,Hat,-2\nC,Sock,3\n"
+    server, port = await _serve_once(feed)
     async with server:
         done = await run(jr, "sync_connector", {"url": f"http://127.0.0.1:{port}/feed.csv"})
     assert done.status is JobStatus.SUCCEEDED, done.error
     result = await jr.result(done.id)
     assert result["rows"] == 3
     assert result["uri"].startswith("upload://")
-    assert (await jr.blobs.get_bytes(result["uri"])).startswith(b"sku,price")
+    assert await jr.blobs.get_bytes(result["uri"]) == feed
+    checked = await run(jr, "validate_csv", {"input_uri": result["uri"]})
+    assert checked.status is JobStatus.SUCCEEDED, checked.error
+    summary = await jr.result(checked.id)
+    assert (summary["total_rows"], summary["invalid_rows"]) == (3, 1)
+    assert summary["errors_by_code"] == {"min": 1}
+    report = (await jr.blobs.get_bytes(summary["report_ref"])).decode().splitlines()
+    assert report[0] == "row,column,code,message,value"
+    assert report[1].startswith("3,price,min,")
+
+
+async def test_validate_csv_auto_fix_and_bad_inputs(jr: JobRunner) -> None:
+    data = "sku;title;price\nA; Shirt ;R$ 10,50\n".encode("cp1252")
+    uri = await jr.blobs.put_bytes(data, name="catalog.csv", scheme="upload")
+    done = await run(jr, "validate_csv", {"input_uri": uri, "auto_fix": True})
+    assert done.status is JobStatus.SUCCEEDED, done.error
+    summary = await jr.result(done.id)
+    assert summary["valid_rows"] == 1
+    fixed = (await jr.blobs.get_bytes(summary["corrected_ref"])).decode()
+    assert fixed.splitlines()[1] == "A,Shirt,10.50"
+    assert "changelog_ref" in summary
+    unknown = await run(jr, "validate_csv", {"input_uri": uri, "marketplace": "ebay"})
+    assert unknown.error is not None
+    assert unknown.error.code == "unknown_ruleset"
+    assert "mercado_livre" in unknown.error.message
+    garbage = await jr.blobs.put_bytes(b"\x00\x01\x02binary", name="x.csv", scheme="upload")
+    failed = await run(jr, "correct_csv", {"input_uri": garbage})
+    assert failed.error is not None
+    assert failed.error.code == "csv_not_text"
+    assert failed.attempts == 1
 
 
 async def test_sync_connector_refuses_loopback_by_default(

@@ -16,6 +16,8 @@ from jobrunner.errors import PermanentError
 from jobrunner.pipelines.pdf import extract_pdf
 from jobrunner.pipelines.report import ReportSpec, build_report
 from jobrunner.pipelines.rows import count_rows
+from jobrunner.pipelines.validation.rules import load_ruleset
+from jobrunner.pipelines.validation.run import ValidationResult, validate_csv_file
 from jobrunner.registry import Task, task
 from jobrunner.tasks.fetch import fetch_to_file
 from jobrunner.tasks.inputs import input_path, percent_reporter, scratch_dir
@@ -99,4 +101,64 @@ async def sync_connector(ctx: JobContext, params: ConnectorParams) -> dict[str, 
     return {"uri": uri, "rows": rows, **fetched.model_dump(mode="json")}
 
 
-PIPELINE_TASKS: tuple[Task[Any], ...] = (process_pdf, generate_report, sync_connector)
+class CsvParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_uri: str
+    marketplace: str = Field(default="default", pattern=r"^[a-z0-9_]{1,64}$")
+    category: str | None = Field(default=None, max_length=100)
+    ruleset: str = Field(default="default", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    delimiter: Literal[",", ";", "\t", "|"] | None = None
+    encoding: Literal["utf-8", "utf-8-sig", "cp1252", "latin-1"] | None = None
+
+
+class ValidateParams(CsvParams):
+    auto_fix: bool = False
+
+
+async def _check_csv(ctx: JobContext, params: CsvParams, *, fix: bool) -> dict[str, Any]:
+    """Validate (and with ``fix`` correct) in a thread; report files go to the blob store."""
+    source = await input_path(ctx, params.input_uri)
+    user_dir = ctx.settings.rulesets_dir if ctx.settings else None
+    ruleset = await asyncio.to_thread(load_ruleset, params.ruleset, params.marketplace, user_dir)
+    async with scratch_dir() as tmp:
+        result: ValidationResult = await asyncio.to_thread(
+            validate_csv_file,
+            source,
+            ruleset=ruleset,
+            report_path=tmp / "errors.csv",
+            category=params.category,
+            delimiter=params.delimiter,
+            encoding=params.encoding,
+            auto_fix=fix,
+            corrected_path=tmp / "corrected.csv",
+            changelog_path=tmp / "changes.csv",
+            on_progress=percent_reporter(ctx, 0, 95),
+        )
+        refs = {"report_ref": await ctx.blobs.put_file(tmp / "errors.csv")}
+        if fix:
+            refs["corrected_ref"] = await ctx.blobs.put_file(tmp / "corrected.csv")
+            refs["changelog_ref"] = await ctx.blobs.put_file(tmp / "changes.csv")
+    paths = {"report_path", "corrected_path", "changelog_path"}
+    return {**result.model_dump(mode="json", exclude=paths), **refs}
+
+
+@task("validate_csv", timeout=1800, max_timeout=6 * 3600)
+async def validate_csv(ctx: JobContext, params: ValidateParams) -> dict[str, Any]:
+    """Check a product catalog CSV against a marketplace's rules (optionally fixing it)."""
+    return await _check_csv(ctx, params, fix=params.auto_fix)
+
+
+@task("correct_csv", timeout=1800, max_timeout=6 * 3600)
+async def correct_csv(ctx: JobContext, params: CsvParams) -> dict[str, Any]:
+    """Apply a ruleset's fixes: a corrected CSV, a change log and what is still wrong."""
+    return await _check_csv(ctx, params, fix=True)
+
+
+PIPELINE_TASKS: tuple[Task[Any], ...] = (
+    validate_csv,
+    correct_csv,
+    process_pdf,
+    generate_report,
+    sync_connector,
+)
