@@ -1,4 +1,9 @@
-"""A ruleset compiled to checks: one boolean polars expression per rule, True where it fails."""
+"""A ruleset compiled to checks: one boolean polars expression per rule, True where it fails.
+
+Checks read *features*: per-column values derived once per batch (trimmed text, emptiness,
+number, length, GTIN validity), so a price parsed for its type check is not parsed again for
+its minimum or for a cross-field rule.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,11 @@ from dataclasses import dataclass
 import polars as pl
 
 from jobrunner.pipelines.validation.parse import (
-    URL,
+    all_items_urls,
     as_decimal,
-    empty,
-    list_items,
+    as_int,
+    gtin_valid,
+    item_count,
     valid_of_type,
 )
 from jobrunner.pipelines.validation.rules import Column, Cross, Ruleset
@@ -35,6 +41,50 @@ class Check:
     bad: pl.Expr
 
 
+def _trim(name: str) -> pl.Expr:
+    return pl.col(f"__t_{name}")
+
+
+def _empty(name: str) -> pl.Expr:
+    return pl.col(f"__e_{name}")
+
+
+def _blank(c: pl.Expr) -> pl.Expr:
+    return c.is_null() | (c.str.strip_chars() == "")
+
+
+def _number(name: str) -> pl.Expr:
+    return pl.col(f"__n_{name}")
+
+
+def _valid(name: str) -> pl.Expr:
+    return pl.col(f"__v_{name}")
+
+
+def trimmed_features(ruleset: Ruleset, present: set[str]) -> list[pl.Expr]:
+    """Stage one: each checked column trimmed once."""
+    return [pl.col(n).str.strip_chars().alias(f"__t_{n}") for n in ruleset.columns if n in present]
+
+
+def derived_features(ruleset: Ruleset, present: set[str]) -> list[pl.Expr]:
+    """Stage two, from the trimmed text: emptiness, numbers and type validity."""
+    out: list[pl.Expr] = []
+    for name, column in ruleset.columns.items():
+        if name not in present:
+            continue
+        t = _trim(name)
+        out.append((t.is_null() | (t == "")).alias(f"__e_{name}"))
+        if column.type == "int":
+            out.append(as_int(t).alias(f"__n_{name}"))
+        elif column.type == "decimal":
+            out.append(as_decimal(t).alias(f"__n_{name}"))
+        elif column.type == "gtin":
+            out.append(gtin_valid(t).alias(f"__v_{name}"))
+        elif column.type not in ("string", "list"):
+            out.append(valid_of_type(t, column.type).alias(f"__v_{name}"))
+    return out
+
+
 def required_columns(ruleset: Ruleset, category: str | None) -> list[str]:
     names = [n for n, c in ruleset.columns.items() if c.required]
     if category and category in ruleset.categories:
@@ -50,122 +100,125 @@ def compile_checks(ruleset: Ruleset, present: set[str], category: str | None) ->
     if category and category in ruleset.categories:
         for name in ruleset.categories[category].required:
             if name in present and not ruleset.columns.get(name, Column()).required:
-                checks.append(
-                    Check(
-                        name, "required", f"{name} is required for {category}", empty(pl.col(name))
-                    )
-                )
-    checks += [_cross(rule) for rule in ruleset.cross if {rule.left, rule.right} <= present]
+                message = f"{name} is required for {category}"
+                missing = _empty(name) if name in ruleset.columns else _blank(pl.col(name))
+                checks.append(Check(name, "required", message, missing))
+    for rule in ruleset.cross:
+        if {rule.left, rule.right} <= present:
+            checks.append(_cross(rule, ruleset))
     return checks
 
 
 def _column_checks(name: str, column: Column) -> list[Check]:
-    c = pl.col(name)
-    filled = ~empty(c)
+    filled = ~_empty(name)
     out: list[Check] = []
     if column.required:
-        out.append(Check(name, "required", f"{name} must not be empty", empty(c)))
+        out.append(Check(name, "required", f"{name} must not be empty", _empty(name)))
     if column.type == "list":
         return out + _list_checks(name, column, filled)
-    if column.type != "string":
-        out.append(
-            Check(
-                name,
-                f"type_{column.type}",
-                f"{name} is not a valid {column.type}",
-                filled & ~valid_of_type(c, column.type),
-            )
-        )
-    out += _range_checks(name, column, filled)
-    out += _text_checks(name, column, filled)
-    return out
+    if column.type in ("int", "decimal"):
+        bad_type = _number(name).is_null()
+    elif column.type == "string":
+        bad_type = None
+    else:
+        bad_type = ~_valid(name)
+    if bad_type is not None:
+        message = f"{name} is not a valid {column.type}"
+        out.append(Check(name, f"type_{column.type}", message, filled & bad_type))
+    return out + _range_checks(name, column, filled) + _text_checks(name, column, filled)
 
 
 def _range_checks(name: str, column: Column, filled: pl.Expr) -> list[Check]:
-    value = as_decimal(pl.col(name))
+    if column.type not in ("int", "decimal"):
+        return []
+    value = _number(name)
     out: list[Check] = []
     if column.min is not None:
         below = value <= column.min if column.min_exclusive else value < column.min
         word = "greater than" if column.min_exclusive else "at least"
         out.append(Check(name, "min", f"{name} must be {word} {column.min:g}", filled & below))
     if column.max is not None:
-        out.append(
-            Check(
-                name, "max", f"{name} must be at most {column.max:g}", filled & (value > column.max)
-            )
-        )
+        message = f"{name} must be at most {column.max:g}"
+        out.append(Check(name, "max", message, filled & (value > column.max)))
     return out
 
 
 def _text_checks(name: str, column: Column, filled: pl.Expr) -> list[Check]:
-    c = pl.col(name)
-    length = c.str.strip_chars().str.len_chars()
+    t = _trim(name)
     out: list[Check] = []
     if column.min_length is not None:
-        out.append(
-            Check(
-                name,
-                "min_length",
-                f"{name} needs at least {column.min_length} characters",
-                filled & (length < column.min_length),
-            )
-        )
+        short = t.str.len_chars() < column.min_length
+        message = f"{name} needs at least {column.min_length} characters"
+        out.append(Check(name, "min_length", message, filled & short))
     if column.max_length is not None:
-        out.append(
-            Check(
-                name,
-                "max_length",
-                f"{name} allows at most {column.max_length} characters",
-                filled & (length > column.max_length),
-            )
-        )
+        # bytes >= chars: only values long in bytes need counting characters
+        long = (t.str.len_bytes() > column.max_length) & (t.str.len_chars() > column.max_length)
+        message = f"{name} allows at most {column.max_length} characters"
+        out.append(Check(name, "max_length", message, filled & long))
     if column.pattern is not None:
-        out.append(
-            Check(
-                name,
-                "pattern",
-                f"{name} must match {column.pattern}",
-                filled & ~c.str.strip_chars().str.contains(column.pattern),
-            )
-        )
+        message = f"{name} must match {column.pattern}"
+        out.append(Check(name, "pattern", message, filled & ~t.str.contains(column.pattern)))
     if column.one_of is not None:
         allowed = [v.lower() for v in column.one_of]
-        out.append(
-            Check(
-                name,
-                "one_of",
-                f"{name} must be one of {', '.join(column.one_of)}",
-                filled & ~c.str.strip_chars().str.to_lowercase().is_in(allowed),
-            )
-        )
+        message = f"{name} must be one of {', '.join(column.one_of)}"
+        known = t.is_in(column.one_of) | t.str.to_lowercase().is_in(allowed)
+        out.append(Check(name, "one_of", message, filled & ~known))
     return out
 
 
 def _list_checks(name: str, column: Column, filled: pl.Expr) -> list[Check]:
-    items = list_items(pl.col(name))
+    t = _trim(name)
     out: list[Check] = []
     if column.max_items is not None:
+        message = f"{name} allows at most {column.max_items} items"
         out.append(
-            Check(
-                name,
-                "too_many_items",
-                f"{name} allows at most {column.max_items} items",
-                filled & (items.list.len() > column.max_items),
-            )
+            Check(name, "too_many_items", message, filled & (item_count(t) > column.max_items))
         )
     if column.item_type == "url":
-        all_urls = items.list.eval(pl.element().str.contains(URL)).list.all()
-        out.append(
-            Check(
-                name, "type_url", f"every item of {name} must be an http(s) URL", filled & ~all_urls
-            )
-        )
+        message = f"every item of {name} must be an http(s) URL"
+        out.append(Check(name, "type_url", message, filled & ~all_items_urls(t)))
     return out
 
 
-def _cross(rule: Cross) -> Check:
-    left, right = as_decimal(pl.col(rule.left)), as_decimal(pl.col(rule.right))
+def _numeric(name: str, ruleset: Ruleset) -> pl.Expr:
+    column = ruleset.columns.get(name)
+    if column is not None and column.type in ("int", "decimal"):
+        return _number(name)
+    return as_decimal(pl.col(name))
+
+
+def _cross(rule: Cross, ruleset: Ruleset) -> Check:
+    left, right = _numeric(rule.left, ruleset), _numeric(rule.right, ruleset)
     holds = _OPS[rule.op](left, right)
     message = rule.message or f"{rule.left} must be {rule.op} {rule.right}"
     both = left.is_not_null() & right.is_not_null()
     return Check(rule.left, rule.code, message, both & ~holds)
+
+
+def mask_name(index: int) -> str:
+    return f"__m{index}"
+
+
+ANY_BAD = "__any"
+
+
+def key_hash(name: str) -> str:
+    return f"__h_{name}"
+
+
+def with_masks(frame: pl.LazyFrame, ruleset: Ruleset, checks: list[Check]) -> pl.LazyFrame:
+    """Features, one boolean column per check, ``__any`` and the hashes of unique keys: a
+    plan polars can stream in parallel, leaving little for Python per batch."""
+    present = set(frame.collect_schema().names())
+    unique = [n for n, c in ruleset.columns.items() if c.unique and n in present]
+    masks = [c.bad.fill_null(False).alias(mask_name(i)) for i, c in enumerate(checks)]
+    return (
+        frame.with_columns(trimmed_features(ruleset, present))
+        .with_columns(derived_features(ruleset, present))
+        .with_columns(*masks, *[_trim(n).hash(seed=1).alias(key_hash(n)) for n in unique])
+        .with_columns(
+            pl.any_horizontal(pl.col(mask_name(i)) for i in range(len(checks)))
+            .fill_null(False)
+            .alias(ANY_BAD)
+        )
+    )

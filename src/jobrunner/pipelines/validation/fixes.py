@@ -15,9 +15,10 @@ def column_fix(name: str, column: Column) -> pl.Expr:
     c = pl.col(name).str.strip_chars()
     if column.type == "decimal":
         bare = c.str.replace_all(CURRENCY, "").str.strip_chars()
-        c = pl.coalesce(decimal_text(bare), c)  # keep what we cannot read, for the report
+        c = decimal_text(bare)
     elif column.type == "int":
-        c = pl.coalesce(decimal_text(c).str.replace(r"\.0+$", ""), c)
+        thousands = c.str.contains(r"^-?\d{1,3}([.,]\d{3})+$")  # 1.000 or 1,000
+        c = pl.when(thousands).then(c.str.replace_all(r"[.,]", "")).otherwise(c)
     elif column.type == "gtin":
         digits = c.str.replace_all(r"[\s\-]", "")
         padded = digits.str.zfill(13)

@@ -7,9 +7,6 @@ import polars as pl
 URL = r"^https?://[^\s/$.?#][^\s]*$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 TRUTHY = ["true", "false", "1", "0", "yes", "no", "sim", "não", "nao", "y", "n"]
-_EUROPEAN = r"^-?\d{1,3}(\.\d{3})+(,\d+)?$|^-?\d+,\d+$"  # 1.234,56 or 12,5
-_US_THOUSANDS = r"^-?\d{1,3}(,\d{3})+(\.\d+)?$"  # 1,234.56
-_PLAIN = r"^-?\d+(\.\d+)?$"
 
 
 def empty(c: pl.Expr) -> pl.Expr:
@@ -17,16 +14,18 @@ def empty(c: pl.Expr) -> pl.Expr:
 
 
 def decimal_text(c: pl.Expr) -> pl.Expr:
-    """'1.234,56', '1,234.56' and '1234.56' all as '1234.56'; anything else null."""
+    """'1.234,56', '12,5', '1,234.56' and '1234.56' all as plain '1234.56' text.
+
+    The last separator decides: a comma with no dot after it is a decimal comma (Brazilian
+    Excel), so dots before it are thousands; otherwise commas are thousands. Text that is not
+    a number stays unparseable (null after the cast).
+    """
     s = c.str.strip_chars()
+    comma_decimal = s.str.contains(r",[0-9]*$")
     return (
-        pl.when(s.str.contains(_EUROPEAN))
+        pl.when(comma_decimal)
         .then(s.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))
-        .when(s.str.contains(_US_THOUSANDS))
-        .then(s.str.replace_all(",", "", literal=True))
-        .when(s.str.contains(_PLAIN))
-        .then(s)
-        .otherwise(None)
+        .otherwise(s.str.replace_all(",", "", literal=True))
     )
 
 
@@ -46,20 +45,32 @@ def as_date(c: pl.Expr) -> pl.Expr:
     )
 
 
+# Weighted digit sums (weights 3,1,3,1) of every 4-digit group 0000-9999.
+_GROUP_SUMS = pl.Series(
+    [3 * (x // 1000) + (x // 100) % 10 + 3 * ((x // 10) % 10) + x % 10 for x in range(10_000)],
+    dtype=pl.Int64,
+)
+
+
+def _gs1_check(n: pl.Series) -> pl.Series:
+    # Left zeros weigh nothing, so the number itself is the 14-digit GTIN. Its first 12
+    # digits are three 4-digit groups summed through a table (weights 3,1,3,1 each); digit 13
+    # weighs 3 and digit 14 is the check digit. A dozen column operations in all.
+    present = n.is_not_null()
+    v = n.fill_null(0)
+    groups = [(v // 10**10) % 10_000, (v // 10**6) % 10_000, (v // 10**2) % 10_000]
+    total = sum(_GROUP_SUMS.gather(g) for g in groups) + 3 * ((v // 10) % 10)
+    return present & (((10 - total % 10) % 10) == v % 10)
+
+
 def gtin_valid(c: pl.Expr) -> pl.Expr:
-    """8, 12, 13 or 14 digits with a correct GS1 check digit, computed column-wise."""
+    """8, 12, 13 or 14 digits with a correct GS1 check digit."""
     s = c.str.strip_chars()
-    padded = s.str.zfill(14)
-    # weights from the left on a 14-digit GTIN: 3,1,3,1,... for the first 13 digits
-    total = pl.sum_horizontal(
-        [
-            padded.str.slice(i, 1).cast(pl.Int32, strict=False) * (3 if i % 2 == 0 else 1)
-            for i in range(13)
-        ]
-    )
-    check = padded.str.slice(13, 1).cast(pl.Int32, strict=False)
-    shape = s.str.contains(r"^(\d{8}|\d{12,14})$")
-    return shape & (((10 - total % 10) % 10) == check)
+    number = s.cast(pl.Int64, strict=False)
+    shaped = s.str.len_bytes().is_in([8, 12, 13, 14]) & (number >= 0) & ~s.str.starts_with("+")
+    n = pl.when(shaped).then(number)
+    # map_batches: the parsed column is computed once, not once per digit
+    return n.map_batches(_gs1_check, return_dtype=pl.Boolean)
 
 
 def valid_of_type(c: pl.Expr, kind: str) -> pl.Expr:
@@ -77,9 +88,12 @@ def valid_of_type(c: pl.Expr, kind: str) -> pl.Expr:
     return shapes.get(kind, pl.lit(True))
 
 
-def list_items(c: pl.Expr) -> pl.Expr:
-    """A list column ('a, b | c') as a list of trimmed, non-empty items."""
-    parts = c.str.replace_all(r"[|;]", ",").str.split(",")
-    return parts.list.eval(pl.element().str.strip_chars()).list.eval(
-        pl.element().filter(pl.element() != "")
-    )
+def item_count(c: pl.Expr) -> pl.Expr:
+    """Non-empty items of a list column ('a, b | c' has 3), counted without splitting."""
+    return c.str.count_matches(r"[^|;,\s][^|;,]*")
+
+
+def all_items_urls(c: pl.Expr) -> pl.Expr:
+    """Every item of a list column is an http(s) URL, as one regular expression."""
+    item = r"https?://[^\s|;,]+"
+    return c.str.contains(rf"^[\s|;,]*{item}(\s*[|;,][\s|;,]*{item})*[\s|;,]*$")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import polars as pl
 
@@ -34,15 +33,6 @@ def header_mapping(header: list[str], ruleset: Ruleset) -> dict[str, str]:
         mapping[original] = canonical
         taken.add(canonical)
     return mapping
-
-
-def count_records_estimate(path: Path) -> int:
-    """Lines minus the header: an upper bound used only for progress."""
-    lines = 0
-    with path.open("rb") as f:
-        while chunk := f.read(8 * 1024 * 1024):
-            lines += chunk.count(b"\n")
-    return max(lines - 1, 1)
 
 
 def scan(sniffed: Sniffed) -> pl.LazyFrame:

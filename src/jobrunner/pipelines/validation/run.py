@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from jobrunner.pipelines.validation.checks import compile_checks
+from jobrunner.pipelines.validation.checks import compile_checks, with_masks
 from jobrunner.pipelines.validation.correct import Corrector
 from jobrunner.pipelines.validation.findings import (
     Tally,
@@ -28,7 +28,6 @@ from jobrunner.pipelines.validation.findings import (
 from jobrunner.pipelines.validation.reading import (
     batches,
     columns_of,
-    count_records_estimate,
     header_mapping,
     scan,
 )
@@ -80,7 +79,7 @@ def validate_csv_file(
     corrected_path: Path | None = None,
     changelog_path: Path | None = None,
     on_progress: Progress | None = None,
-    batch_rows: int = 100_000,
+    batch_rows: int = 250_000,
 ) -> ValidationResult:
     """Check every row of ``input_path`` against ``ruleset``; the full report goes to a CSV.
 
@@ -125,10 +124,16 @@ def _stream(
         unique = UniqueKeys([])  # the corrector drops duplicates instead of reporting them
     report = stack.enter_context(outputs.report.open("w", encoding="utf-8", newline=""))
     report.write(",".join(ERROR_COLUMNS) + "\n")
-    estimate = count_records_estimate(sniffed.path)
+    estimate = sniffed.estimated_rows
     tally = Tally()
-    for batch in batches(lf, mapping, batch_rows):
-        rows = corrector.apply(batch) if corrector is not None else batch
+    if corrector is None:  # one lazy plan: read, features and checks stream in parallel
+        stream = batches(with_masks(lf.rename(mapping), ruleset, checks), {}, batch_rows)
+    else:  # fixes hold state (duplicates, change log), so checks follow batch by batch
+        stream = (
+            with_masks(corrector.apply(batch).lazy(), ruleset, checks).collect()
+            for batch in batches(lf, mapping, batch_rows)
+        )
+    for rows in stream:
         errors = errors_of(rows, checks, unique.duplicates(rows))
         append_csv(report, errors, header=False)
         tally.rows += rows.height
@@ -195,7 +200,7 @@ def correct_csv_file(
     delimiter: str | None = None,
     encoding: str | None = None,
     on_progress: Progress | None = None,
-    batch_rows: int = 100_000,
+    batch_rows: int = 250_000,
 ) -> ValidationResult:
     """Apply the ruleset's fixes; the result also says what is still wrong afterwards."""
     return validate_csv_file(

@@ -25,6 +25,7 @@ class Sniffed:
     encoding: str  # what the original was
     delimiter: str
     header: list[str]
+    estimated_rows: int  # from the size and the first lines: for progress only
 
 
 def sniff(path: Path, work_dir: Path, *, encoding: str | None, delimiter: str | None) -> Sniffed:
@@ -38,7 +39,9 @@ def sniff(path: Path, work_dir: Path, *, encoding: str | None, delimiter: str | 
     text = head.decode(found, errors="replace").lstrip("\ufeff")
     sep = delimiter or _guess_delimiter(text)
     header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
-    return Sniffed(utf8_path, found, sep, [h.strip() for h in header])
+    per_line = len(head) / max(head.count(b"\n"), 1)
+    estimate = max(int(path.stat().st_size / per_line) - 1, 1)
+    return Sniffed(utf8_path, found, sep, [h.strip() for h in header], estimate)
 
 
 def _read_head(path: Path) -> bytes:

@@ -1,0 +1,126 @@
+"""Catalog validation speed: plain polars read vs validate_csv's pipeline vs a row-by-row baseline.
+
+    python bench/csv_validate.py [--rows 1000000]
+
+Generates a marketplace CSV (deterministic seed, ~5% defective rows of several kinds) in
+bench/out/, then in one run times: polars.read_csv of the file; the validation pipeline with
+the mercado_livre ruleset (in a child process, so its peak RSS is its own); and a pandas
+iterrows() loop like the old system's on a 100,000-row slice, scaled to the full file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> None:
+    """~5% of rows get one defect: bad price, long title, bad GTIN, bad condition, bad stock."""
+    rng = pl.int_range(0, rows, eager=True)
+    df = pl.DataFrame({"i": rng}).with_columns(
+        sku=pl.format("SKU-{}", pl.col("i")),
+        title=pl.format("Produto de teste numero {}", pl.col("i")),
+        price=pl.format("{},{}", (pl.col("i") % 900 + 10), pl.lit("90")),
+        stock=(pl.col("i") % 50).cast(pl.String),
+        gtin=pl.lit("7891234567895"),
+        condition=pl.lit("new"),
+        category_id=pl.format("MLB{}", pl.col("i") % 5000),
+        pictures=pl.lit("https://img.example/a.jpg|https://img.example/b.jpg"),
+    )
+    defect = pl.col("i").hash(seed) % 100
+    df = df.with_columns(
+        price=pl.when(defect == 0).then(pl.lit("-1")).otherwise("price"),
+        title=pl.when(defect == 1).then(pl.lit("T" * 80)).otherwise("title"),
+        gtin=pl.when(defect == 2).then(pl.lit("7891234567890")).otherwise("gtin"),
+        condition=pl.when(defect == 3).then(pl.lit("broken")).otherwise("condition"),
+        stock=pl.when(defect == 4).then(pl.lit("many")).otherwise("stock"),
+    ).drop("i")
+    df.write_csv(path, separator=";")
+
+
+def timed(fn):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
+
+
+def validate_in_child(path: Path) -> tuple[dict[str, object], float, int]:
+    code = (
+        "import json,resource,sys,time;from pathlib import Path;"
+        "from jobrunner.pipelines.validation.rules import load_ruleset;"
+        "from jobrunner.pipelines.validation.run import validate_csv_file;"
+        "rs=load_ruleset('default','mercado_livre');t=time.perf_counter();"
+        f"r=validate_csv_file(Path({str(path)!r}),ruleset=rs,report_path=Path({str(OUT / 'report.csv')!r}));"
+        "d=time.perf_counter()-t;"
+        "print(json.dumps({'seconds':d,'rss_kb':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+        "'total':r.total_rows,'invalid':r.invalid_rows,'by_code':r.errors_by_code}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return data, float(data["seconds"]), int(data["rss_kb"])
+
+
+def baseline(path: Path, rows: int) -> float:
+    """The old way: pandas, one Python call per row and rule."""
+    import pandas as pd  # noqa: PLC0415 - only the bench needs pandas
+
+    df = pd.read_csv(path, sep=";", dtype=str, nrows=rows, keep_default_na=False)
+    cat = re.compile(r"^ML[A-Z][0-9]+$")
+    url = re.compile(r"^https?://\S+$")
+    seen: set[str] = set()
+    errors = 0
+    for _, row in df.iterrows():
+        errors += row["sku"] in seen
+        seen.add(row["sku"])
+        errors += not (3 <= len(row["title"]) <= 60)
+        try:
+            errors += float(row["price"].replace(".", "").replace(",", ".")) <= 0
+        except ValueError:
+            errors += 1
+        errors += not row["stock"].isdigit()
+        digits = row["gtin"].zfill(14)
+        total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(digits[:13]))
+        errors += (10 - total % 10) % 10 != int(digits[13])
+        errors += row["condition"].lower() not in ("new", "used", "refurbished")
+        errors += not cat.match(row["category_id"])
+        pics = [p for p in re.split(r"[|;,]", row["pictures"]) if p.strip()]
+        errors += len(pics) > 10 or not all(url.match(p.strip()) for p in pics)
+    return float(errors)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--baseline-rows", type=int, default=100_000)
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"catalog_{args.rows}.csv"
+    if not path.exists():
+        _, gen = timed(lambda: generate(path, args.rows))
+        print(f"generated {path.name} ({path.stat().st_size / 1e6:.0f} MB) in {gen:.1f}s")
+    _, read_s = timed(lambda: pl.read_csv(path, separator=";", infer_schema=False))
+    result, validate_s, rss_kb = validate_in_child(path)
+    _, base_s = timed(lambda: baseline(path, args.baseline_rows))
+    base_full = base_s * args.rows / args.baseline_rows
+    print(f"rows={result['total']} invalid={result['invalid']} errors_by_code={result['by_code']}")
+    print(f"polars.read_csv        {read_s:7.2f}s  {args.rows / read_s:12,.0f} rows/s")
+    print(f"validate (mercado_livre){validate_s:6.2f}s  {args.rows / validate_s:12,.0f} rows/s"
+          f"  = {validate_s / read_s:.2f}x the plain read")
+    print(f"pandas iterrows baseline {base_s:.2f}s on {args.baseline_rows:,} rows -> "
+          f"{base_full:.1f}s scaled  {args.rows / base_full:10,.0f} rows/s")
+    print(f"speed-up over baseline {base_full / validate_s:.0f}x")
+    print(f"validation peak RSS    {rss_kb / 1024:.0f} MB (child process, ru_maxrss)")
+
+
+if __name__ == "__main__":
+    main()
