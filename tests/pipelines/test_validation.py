@@ -182,3 +182,13 @@ def test_correction_fixes_values_drops_duplicates_and_logs_changes(tmp_path: Pat
     assert any(r["column"] == "*" and r["row"] == "3" for r in log)
     assert result.valid_rows == 1
     assert result.changes == len(log)
+
+
+def test_row_limit_is_a_file_error(tmp_path: Path) -> None:
+    (tmp_path / "tiny.toml").write_text('extends = "default"\n[file]\nmax_rows = 1\n')
+    path = write(tmp_path, "sku,title,price\nA,Shirt,1\nB,Hats,2\n")
+    result = validate_csv_file(
+        path, ruleset=load_ruleset("tiny", None, tmp_path), report_path=tmp_path / "r.csv"
+    )
+    assert [e["code"] for e in result.file_errors] == ["too_many_rows"]
+    assert result.valid_rows == 0

@@ -98,7 +98,7 @@ def validate_csv_file(
             sniffed, ruleset, category, outputs, batch_rows, on_progress, stack
         )
     present = set(mapping.values())
-    file_errors = file_errors_of(ruleset, present, category)
+    file_errors = file_errors_of(ruleset, present, category) + _row_limit(ruleset, tally.rows)
     return _result(ruleset, tally, file_errors, sniffed, mapping, outputs, corrector, started)
 
 
@@ -143,6 +143,16 @@ def _stream(
     return tally, mapping, corrector
 
 
+def _row_limit(ruleset: Ruleset, rows: int) -> list[dict[str, Any]]:
+    limit = ruleset.file.max_rows
+    if limit is None or rows <= limit:
+        return []
+    message = f"the file has {rows} rows; at most {limit} are allowed"
+    return [
+        {"row": 1, "column": "*", "code": "too_many_rows", "message": message, "value": str(rows)}
+    ]
+
+
 def _result(
     ruleset: Ruleset,
     tally: Tally,
@@ -153,17 +163,6 @@ def _result(
     corrector: Corrector | None,
     started: float,
 ) -> ValidationResult:
-    max_rows = ruleset.file.max_rows
-    if max_rows is not None and tally.rows > max_rows:
-        file_errors.append(
-            {
-                "row": 1,
-                "column": "*",
-                "code": "too_many_rows",
-                "message": f"at most {max_rows} rows",
-                "value": str(tally.rows),
-            }
-        )
     invalid = tally.rows if file_errors else tally.invalid  # a missing column spoils every row
     for error in file_errors:
         tally.by_code[error["code"]] += 1
