@@ -77,7 +77,7 @@ def derived_features(ruleset: Ruleset, present: set[str]) -> list[pl.Expr]:
         if column.type == "int":
             out.append(as_int(t).alias(f"__n_{name}"))
         elif column.type == "decimal":
-            out.append(as_decimal(t).alias(f"__n_{name}"))
+            out.append(as_decimal(t, trimmed=True).alias(f"__n_{name}"))
         elif column.type == "gtin":
             out.append(gtin_valid(t).alias(f"__v_{name}"))
         elif column.type not in ("string", "list"):

@@ -13,29 +13,30 @@ def empty(c: pl.Expr) -> pl.Expr:
     return c.is_null() | (c.str.strip_chars() == "")
 
 
-def decimal_text(c: pl.Expr) -> pl.Expr:
+def decimal_text(c: pl.Expr, *, trimmed: bool = False) -> pl.Expr:
     """'1.234,56', '12,5', '1,234.56' and '1234.56' all as plain '1234.56' text.
 
     The last separator decides: a comma with no dot after it is a decimal comma (Brazilian
     Excel), so dots before it are thousands; otherwise commas are thousands. Text that is not
     a number stays unparseable (null after the cast).
     """
-    s = c.str.strip_chars()
-    comma_decimal = s.str.contains(r",[0-9]*$")
+    s = c if trimmed else c.str.strip_chars()
+    # literal searches (memchr), no regex: this runs on every price of every row
+    comma, dot = s.str.find(",", literal=True), s.str.find(".", literal=True)
+    comma_decimal = comma.is_not_null() & (dot.is_null() | (dot < comma))
     return (
         pl.when(comma_decimal)
-        .then(s.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True))
+        .then(s.str.replace_many([".", ","], ["", "."]))
         .otherwise(s.str.replace_all(",", "", literal=True))
     )
 
 
-def as_decimal(c: pl.Expr) -> pl.Expr:
-    return decimal_text(c).cast(pl.Float64, strict=False)
+def as_decimal(c: pl.Expr, *, trimmed: bool = False) -> pl.Expr:
+    return decimal_text(c, trimmed=trimmed).cast(pl.Float64, strict=False)
 
 
 def as_int(c: pl.Expr) -> pl.Expr:
-    s = c.str.strip_chars()
-    return pl.when(s.str.contains(r"^-?\d+$")).then(s).cast(pl.Int64, strict=False)
+    return c.str.strip_chars().cast(pl.Int64, strict=False)
 
 
 def as_date(c: pl.Expr) -> pl.Expr:
@@ -89,8 +90,13 @@ def valid_of_type(c: pl.Expr, kind: str) -> pl.Expr:
 
 
 def item_count(c: pl.Expr) -> pl.Expr:
-    """Non-empty items of a list column ('a, b | c' has 3), counted without splitting."""
-    return c.str.count_matches(r"[^|;,\s][^|;,]*")
+    """Items of a list column ('a, b | c' has 3): separators + 1, counted without splitting.
+
+    Leading and trailing separators are ignored; an empty item between two separators counts.
+    """
+    s = c.str.strip_chars(" |;,")
+    separators = sum(s.str.count_matches(sep, literal=True) for sep in ("|", ";", ","))
+    return pl.when(s == "").then(0).otherwise(separators + 1)
 
 
 def all_items_urls(c: pl.Expr) -> pl.Expr:
