@@ -126,3 +126,20 @@ def test_up_runs_everything_on_an_embedded_redis(tmp_path: Path) -> None:
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", int(match.group(1)))) != 0  # embedded Redis stopped
     assert list((data / "redis").glob("appendonly*"))
+
+
+def test_upload_then_validate_a_catalog(
+    env: dict[str, str], worker_process: object, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_bytes("sku;title;price\nA1;Camiseta;10,50\nA2;Boné;-1\n".encode("cp1252"))
+    uploaded = cli(env, "upload", str(catalog))
+    assert uploaded.returncode == 0, uploaded.stderr
+    uri = uploaded.stdout.strip()
+    assert uri.startswith("upload://")
+    params = json.dumps({"input_uri": uri})
+    done = cli(env, "enqueue", "validate_csv", "--params", params, "--wait", "--plan", "pro")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(cli(env, "status", json.loads(done.stdout)["id"]).stdout)
+    assert status["result"]["total_rows"] == 2
+    assert status["result"]["errors_by_code"] == {"min": 1}

@@ -22,6 +22,7 @@ from jobrunner.errors import ConfigError, JobRunnerError
 from jobrunner.logs import configure_logging
 from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
+from jobrunner.store.blobs import FileBlobStore
 from jobrunner.tasks.catalog import build_registry
 from jobrunner.tasks.maintenance import maintenance_cron
 from jobrunner.worker.runner import WorkerRunner
@@ -96,6 +97,7 @@ async def _up(settings: Settings, host: str, port: int) -> None:
         worker = WorkerRunner(settings, registry, redis=runner.redis, cron_jobs=maintenance_cron())
         source = "external" if settings.redis_url else f"embedded, data in {settings.data_dir}"
         env = f"JOBRUNNER_REDIS_URL={runner.redis_url}"
+        env += f" JOBRUNNER_DATA_DIR={settings.data_dir.resolve()}"
         env += " JOBRUNNER_DEMO_TASKS=true" if settings.demo_tasks else ""
         click.echo(f"jobrunner is up. Redis ({source}): {runner.redis_url}")
         click.echo(f"  clients:      export {env}")
@@ -172,13 +174,13 @@ async def _follow(runner: JobRunner, job_id: str, timeout: float | None) -> JobR
 @main.command()
 @click.argument("job_id")
 def status(job_id: str) -> None:
-    """A job's record and audit trail."""
+    """A job's record, its result (when it succeeded) and its audit trail."""
 
     async def go(runner: JobRunner) -> dict[str, Any]:
         record = await runner.get(job_id)
-        audit = await runner.audit(job_id)
-        return {**_record(record), "audit": [a.model_dump(mode="json", exclude_none=True)
-                                             for a in audit]}  # fmt: skip
+        audit = [a.model_dump(mode="json", exclude_none=True) for a in await runner.audit(job_id)]
+        result = await runner.result(job_id) if record.status is JobStatus.SUCCEEDED else None
+        return {**_record(record), "result": result, "audit": audit}
 
     _dump(_client(go))
 
@@ -204,6 +206,18 @@ def list_jobs(tenant: str, status_: str | None, task: str | None, offset: int, l
 def cancel(job_id: str) -> None:
     """Cancel a waiting job, or ask a running one to stop."""
     _dump(_record(_client(lambda runner: runner.cancel(job_id, by="cli"))))
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def upload(path: Path) -> None:
+    """Copy a local file into the blob store (JOBRUNNER_DATA_DIR) and print its upload:// uri."""
+
+    async def go() -> str:
+        settings = _settings()
+        return await FileBlobStore(settings.blob_dir).put_file(path, scheme="upload")
+
+    click.echo(_run(go))
 
 
 @main.command()
