@@ -6,6 +6,8 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pytest
+
 from jobrunner.domain.status import JobStatus
 from jobrunner.embedded import embedded_redis
 from jobrunner.runtime import JobRunner
@@ -44,3 +46,10 @@ async def test_runner_without_a_url_runs_jobs_on_embedded_redis_and_keeps_them(
     async with JobRunner(settings, registry) as again:  # a new server on the same data dir
         assert (await again.get(job.id)).status is JobStatus.SUCCEEDED
         assert await again.result(job.id) == {"kept": True}
+
+
+async def test_a_relative_data_dir_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # `jobrunner up` defaults to ./.jobrunner
+    async with embedded_redis(Path(".jobrunner")) as url:
+        assert url.startswith("redis://127.0.0.1:")
+    assert (tmp_path / ".jobrunner" / "redis" / "redis.log").exists()

@@ -71,6 +71,8 @@ async def start_redis_server(
     directory: Path, *, port: int | None = None, persist: bool = True, timeout: float = 10.0
 ) -> tuple[asyncio.subprocess.Process, str]:
     """Start a redis-server; returns the process and its URL. The caller stops it."""
+    # absolute: redis-server changes into --dir before it opens --logfile
+    directory = await asyncio.to_thread(directory.resolve)
     await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
     port = port or free_port()
     binary = await asyncio.to_thread(find_redis_server)
