@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from structlog.testing import capture_logs
 
 from jobrunner.domain.status import JobStatus
 from jobrunner.errors import RecordCorruptError, RedisUnavailableError
@@ -62,7 +63,11 @@ async def test_a_corrupt_record_is_reported_and_the_worker_keeps_going(
     await runner.redis.hset(runner.keys.job(victim.id), "created_at", "not-a-number")
     with pytest.raises(RecordCorruptError):
         await runner.get(victim.id)
-    await asyncio.sleep(0.5)
+    with capture_logs() as logs:
+        await asyncio.sleep(0.6)
+    reported = [e for e in logs if e.get("job_id") == victim.id]
+    assert reported and reported[0]["code"] == "record_corrupt"
+    assert await runner.redis.zscore(runner.keys.queue("free"), victim.id) is None
     healthy = await runner.enqueue("demo.echo", {"still": "working"})
     done = await runner.wait(healthy.id, timeout=5)
     assert done.status is JobStatus.SUCCEEDED

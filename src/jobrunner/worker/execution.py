@@ -18,7 +18,7 @@ from jobrunner.admission import timeout_limit
 from jobrunner.context import JobContext, bind_job_logger
 from jobrunner.domain.models import JobError, JobRecord
 from jobrunner.domain.status import JobStatus
-from jobrunner.errors import JobRunnerError, TaskError
+from jobrunner.errors import JobNotFoundError, JobRunnerError, RecordCorruptError, TaskError
 from jobrunner.registry import Task
 from jobrunner.store.jobs import Transition
 from jobrunner.worker.outcomes import (
@@ -65,7 +65,14 @@ async def run_attempt(
             allowed=frozenset({JobStatus.QUEUED}),
         )
         return None
-    record = await _start(services, job_id, attempt)
+    try:
+        record = await _start(services, job_id, attempt)
+    except (RecordCorruptError, JobNotFoundError) as exc:
+        # Reported and dropped; the worker goes on with other jobs.
+        log.error(
+            "job record unusable; job dropped", job_id=job_id, code=exc.code, error=exc.message
+        )
+        return None
     if record is None:
         return None  # cancelled or expired before it could start
     with structlog.contextvars.bound_contextvars(

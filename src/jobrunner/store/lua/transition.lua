@@ -43,7 +43,7 @@ if current ~= target then
   local old_index = string.gsub(template, '{status}', current)
   local new_index = string.gsub(template, '{status}', target)
   redis.call('ZREM', old_index, ARGV[9])
-  redis.call('ZADD', new_index, tonumber(created), ARGV[9])
+  redis.call('ZADD', new_index, tonumber(created) or tonumber(ARGV[5]), ARGV[9])
 end
 redis.call('RPUSH', KEYS[2], ARGV[4])
 if ARGV[11] ~= '' then
