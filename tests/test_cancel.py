@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -16,6 +17,7 @@ from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
 from jobrunner.tasks.catalog import build_registry
 from jobrunner.worker.runner import WorkerRunner
+from tests.conftest import make_settings
 
 CLEANED_UP: list[str] = []
 
@@ -73,3 +75,26 @@ async def test_cancel_finished_job_is_refused(runner: JobRunner, worker: WorkerR
     await runner.wait(job.id, timeout=5)
     with pytest.raises(JobNotCancellableError):
         await runner.cancel(job.id)
+
+
+async def test_cancel_during_retry_backoff_stops_further_attempts(
+    redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        redis_url, key_prefix, tmp_path, retry_base_seconds=300, retry_cap_seconds=600
+    )
+    registry = build_registry(settings)
+    async with (
+        JobRunner(settings, registry) as runner,
+        WorkerRunner(settings, registry, redis=runner.redis),
+    ):
+        job = await runner.enqueue("demo.flaky", {"fail_times": 5}, max_tries=5)
+        async for event in runner.watch(job.id):
+            if event.status is JobStatus.RETRYING:
+                break
+        cancelled = await runner.cancel(job.id)
+        assert cancelled.status is JobStatus.CANCELLED
+        assert await runner.redis.zscore(runner.keys.queue("free"), job.id) is None
+        record = await runner.get(job.id)
+    assert record.attempts == 1
+    assert record.next_attempt_at is None
