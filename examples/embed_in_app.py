@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from jobrunner import JobContext, JobRunner, JobStatus, Registry, Settings, task
+from jobrunner.logs import configure_logging
 from jobrunner.worker.runner import WorkerRunner
 
 
@@ -58,8 +59,16 @@ async def handle_upload(runner: JobRunner, seller: str, rows: list[str]) -> str:
 
 
 async def main() -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="jobrunner-example-"))
-    settings = Settings(redis_url=os.environ.get("JOBRUNNER_REDIS_URL"), data_dir=data_dir)
+    with tempfile.TemporaryDirectory(prefix="jobrunner-example-") as tmp:
+        # Settings also reads JOBRUNNER_* (REDIS_URL, KEY_PREFIX, ...) from the environment.
+        settings = Settings(redis_url=os.environ.get("JOBRUNNER_REDIS_URL"), data_dir=Path(tmp))
+        configure_logging(json=settings.log_json, level=settings.log_level)  # logs to stderr
+        await serve(settings)
+    print("all uploads processed")
+
+
+async def serve(settings: Settings) -> None:
+    """The application's lifetime: a JobRunner and a worker, both in this event loop."""
     registry = Registry([count_skus])
     async with (
         JobRunner(settings, registry) as runner,
@@ -72,7 +81,6 @@ async def main() -> None:
             record = await runner.wait(job_id, timeout=30)
             assert record.status is JobStatus.SUCCEEDED, record.error
             print(f"{record.tenant}: {await runner.result(job_id)}")
-    print("all uploads processed")
 
 
 if __name__ == "__main__":

@@ -6,59 +6,80 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from jobrunner.domain.models import JobRecord
 from jobrunner.domain.status import JobStatus
-from jobrunner.errors import ConfigError, JobRunnerError
+from jobrunner.errors import ConfigError, JobRunnerError, WaitTimeoutError
 from jobrunner.logs import configure_logging
 from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
 from jobrunner.store.blobs import FileBlobStore
+from jobrunner.store.connection import redact
 from jobrunner.tasks.catalog import build_registry
 from jobrunner.tasks.maintenance import maintenance_cron
 from jobrunner.worker.runner import WorkerRunner
 
 T = TypeVar("T")
 
+_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _report(exc: JobRunnerError) -> NoReturn:
+    """One line on stderr; a configuration problem exits 2, any other failure 1."""
+    click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+    raise click.exceptions.Exit(2 if isinstance(exc, ConfigError) else 1)
+
 
 def _settings(**overrides: Any) -> Settings:
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings: {exc}") from exc
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        _report(ConfigError(f"invalid settings: {problems}"))
     configure_logging(json=settings.log_json, level=settings.log_level)
     return settings
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine; a JobRunnerError becomes one clear line and exit status 1."""
+    """Run a coroutine (the only ``asyncio.run``); a JobRunnerError becomes one clear line."""
     try:
         return asyncio.run(make())
     except JobRunnerError as exc:
-        click.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        sys.exit(1)
+        _report(exc)
 
 
-def _need_url(settings: Settings) -> None:
+def _client_settings(**overrides: Any) -> Settings:
+    """Settings for a command that talks to a running deployment: a Redis URL is required."""
+    settings = _settings(**overrides)
     if settings.redis_url is None:
-        raise ConfigError(
-            "JOBRUNNER_REDIS_URL is not set; start `jobrunner up` and use the URL it prints"
-        )
+        hint = "set it to your Redis, e.g. the URL `jobrunner up` prints"
+        _report(ConfigError(f"JOBRUNNER_REDIS_URL is not set: {hint}"))
+    _check_url(settings.redis_url)
+    return settings
+
+
+def _check_url(url: str) -> None:
+    if not url.startswith(_SCHEMES):
+        schemes = ", ".join(_SCHEMES)
+        _report(ConfigError(f"JOBRUNNER_REDIS_URL {redact(url)!r} must start with {schemes}"))
 
 
 def _client(use: Callable[[JobRunner], Awaitable[T]]) -> T:
+    settings = _client_settings()
+
     async def go() -> T:
-        settings = _settings()
-        _need_url(settings)
         async with JobRunner(settings, build_registry(settings)) as runner:
             return await use(runner)
 
@@ -76,7 +97,12 @@ def _record(record: JobRecord) -> dict[str, Any]:
 @click.group()
 @click.version_option(package_name="jobrunner")
 def main() -> None:
-    """jobrunner: asyncio-native jobs on arq and Redis."""
+    """jobrunner: asyncio-native jobs on arq and Redis.
+
+    `jobrunner up` runs everything locally and prints the JOBRUNNER_REDIS_URL the other
+    commands need. Errors are one line, `error [code]: message`; exit status 1 when an
+    operation fails (or a waited job did not succeed), 2 for bad usage or configuration.
+    """
 
 
 @main.command()
@@ -87,29 +113,48 @@ def main() -> None:
 def up(host: str, port: int, data_dir: Path | None, concurrency: int | None) -> None:
     """Run everything on this machine: (embedded) Redis, a worker, the demo tasks."""
     demo = None if "JOBRUNNER_DEMO_TASKS" in os.environ else True
-    overrides = {"data_dir": data_dir, "concurrency": concurrency, "demo_tasks": demo}
-    _run(lambda: _up(_settings(**overrides), host, port))
+    settings = _settings(data_dir=data_dir, concurrency=concurrency, demo_tasks=demo)
+    if settings.redis_url is not None:
+        _check_url(settings.redis_url)
+    _run(lambda: _up(settings, host, port))
 
 
 async def _up(settings: Settings, host: str, port: int) -> None:
     registry = build_registry(settings)
     async with JobRunner(settings, registry) as runner:
         worker = WorkerRunner(settings, registry, redis=runner.redis, cron_jobs=maintenance_cron())
-        source = "external" if settings.redis_url else f"embedded, data in {settings.data_dir}"
-        env = f"JOBRUNNER_REDIS_URL={runner.redis_url}"
-        env += f" JOBRUNNER_DATA_DIR={settings.data_dir.resolve()}"
-        env += " JOBRUNNER_DEMO_TASKS=true" if settings.demo_tasks else ""
-        click.echo(f"jobrunner is up. Redis ({source}): {runner.redis_url}")
-        click.echo(f"  clients:      export {env}")
-        click.echo(f"  more workers: {env} arq jobrunner.worker.WorkerSettings")
-        click.echo(f"  or:           {env} jobrunner worker")
-        click.echo(f"  tasks: {', '.join(registry.names())}")
-        click.echo(
-            f"  HTTP API on {host}:{port}: not part of this build yet (library and CLI only)"
-        )
-        click.echo("  Ctrl-C stops (running jobs get the shutdown grace period).", err=True)
-        sys.stdout.flush()
-        await worker.run(handle_signals=True)
+        _print_join_help(settings, runner.redis_url, registry.names())
+        http = asyncio.create_task(_serve_http(runner, host, port))
+        try:
+            await worker.run(handle_signals=True)
+        finally:
+            http.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await http
+
+
+def _print_join_help(settings: Settings, redis_url: str, tasks: Iterable[str]) -> None:
+    source = "external" if settings.redis_url else f"embedded, data in {settings.data_dir}"
+    env = f"JOBRUNNER_REDIS_URL={redis_url} JOBRUNNER_DATA_DIR={settings.data_dir.resolve()}"
+    if settings.key_prefix != Settings.model_fields["key_prefix"].default:
+        env += f" JOBRUNNER_KEY_PREFIX={settings.key_prefix}"
+    env += " JOBRUNNER_DEMO_TASKS=true" if settings.demo_tasks else ""
+    click.echo(f"jobrunner is up. Redis ({source}): {redis_url}")
+    click.echo(f"  clients:      export {env}")
+    click.echo(f"  more workers: {env} arq jobrunner.worker.WorkerSettings")
+    click.echo(f"  or:           {env} jobrunner worker")
+    click.echo(f"  tasks: {', '.join(tasks)}")
+    click.echo("  Ctrl-C or SIGTERM stops (running jobs get the shutdown grace period).", err=True)
+
+
+async def _serve_http(runner: JobRunner, host: str, port: int) -> None:
+    """The HTTP API's seam in ``up``: serve ``runner`` on host:port until cancelled.
+
+    Not part of this build, so it only says so. ``_up`` already runs it as a task beside
+    the worker and cancels it at shutdown: an API server goes here (its own signal
+    handling off; the worker's SIGTERM/SIGINT handlers end both).
+    """
+    click.echo(f"  HTTP API on {host}:{port}: not part of this build yet (library and CLI only)")
 
 
 @main.command()
@@ -117,11 +162,11 @@ async def _up(settings: Settings, host: str, port: int) -> None:
 @click.option("--concurrency", type=int, help="Jobs run at once, split by plan shares.")
 def worker(queues: str | None, concurrency: int | None) -> None:
     """Run a worker against JOBRUNNER_REDIS_URL until SIGTERM/SIGINT (graceful)."""
-    _run(lambda: _worker(_settings(worker_queues=queues, concurrency=concurrency)))
+    settings = _client_settings(worker_queues=queues, concurrency=concurrency)
+    _run(lambda: _worker(settings))
 
 
 async def _worker(settings: Settings) -> None:
-    _need_url(settings)
     registry = build_registry(settings)
     async with JobRunner(settings, registry) as runner:
         worker = WorkerRunner(settings, registry, redis=runner.redis, cron_jobs=maintenance_cron())
@@ -130,21 +175,18 @@ async def _worker(settings: Settings) -> None:
 
 @main.command()
 @click.argument("task")
-@click.option("--params", default="{}", show_default=True, help="Task params as JSON.")
+@click.option("--params", default="{}", show_default=True, help="Task params as a JSON object.")
 @click.option("--tenant", default="default", show_default=True)
-@click.option("--plan")
-@click.option("--priority", type=int, default=0, show_default=True)
-@click.option("--idempotency-key")
+@click.option("--plan", help="Queue to use (default: the task's plan or JOBRUNNER_DEFAULT_PLAN).")
+@click.option("--priority", type=int, default=0, show_default=True, help="0-9, higher first.")
+@click.option("--idempotency-key", help="Same key and params: the same job, not a new one.")
 @click.option("--defer", "defer_seconds", type=float, help="Seconds before it may start.")
 @click.option("--ttl", "ttl_seconds", type=float, help="Expire if not started within this.")
 @click.option("--wait", is_flag=True, help="Follow progress until the job finishes.")
 @click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
 def enqueue(task: str, params: str, wait: bool, timeout: float | None, **options: Any) -> None:
-    """Enqueue TASK; with --wait show a progress bar and exit 0 only if it succeeded."""
-    try:
-        parsed = json.loads(params)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--params") from exc
+    """Enqueue TASK and print its record; with --wait follow it, exit 0 only if it succeeded."""
+    parsed = _params(params)
     options = {k: v for k, v in options.items() if v is not None}
 
     async def go(runner: JobRunner) -> JobRecord:
@@ -155,19 +197,33 @@ def enqueue(task: str, params: str, wait: bool, timeout: float | None, **options
     record = _client(go)
     _dump(_record(record))
     if wait and record.status is not JobStatus.SUCCEEDED:
-        sys.exit(1)
+        raise click.exceptions.Exit(1)
+
+
+def _params(text: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--params") from exc
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{}'", param_hint="--params")
+    return parsed
 
 
 async def _follow(runner: JobRunner, job_id: str, timeout: float | None) -> JobRecord:
-    with click.progressbar(length=100, label=job_id[:8], file=sys.stderr) as bar:
-        shown = 0.0
-        async with asyncio.timeout(timeout):
-            async for event in runner.watch(job_id):
-                bar.label = f"{job_id[:8]} {event.status.value} {event.message or ''}"[:60]
-                bar.update(int(event.progress - shown))
-                shown = float(int(event.progress))
-                if event.is_terminal:
-                    break
+    """A progress bar on stderr until the job ends; WaitTimeoutError after ``timeout``."""
+    try:
+        async with contextlib.aclosing(runner.watch(job_id)) as events, asyncio.timeout(timeout):
+            with click.progressbar(length=100, label=job_id[:8], file=sys.stderr) as bar:
+                async for event in events:
+                    bar.label = f"{job_id[:8]} {event.status.value} {event.message or ''}"[:60]
+                    bar.update(max(0, int(event.progress) - bar.pos))
+                    if event.is_terminal:
+                        break
+    except TimeoutError as exc:
+        raise WaitTimeoutError(
+            f"job {job_id} not finished after {timeout}s (it keeps running)", job_id=job_id
+        ) from exc
     return await runner.get(job_id)
 
 
