@@ -11,6 +11,7 @@ import codecs
 import csv
 import io
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,10 @@ def canonical_header(header: list[str], aliases: dict[str, list[str]]) -> dict[s
 
 
 def _loose(name: str) -> str:
-    return re.sub(r"[\s_\-]+", "", name.strip().lstrip("\ufeff").casefold())
+    # Accents dropped too: exports write "Título" and "Titulo" for the same column.
+    decomposed = unicodedata.normalize("NFKD", name.strip().lstrip("\ufeff").casefold())
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return re.sub(r"[\s_\-]+", "", bare)
 
 
 def _read_head(path: Path) -> bytes:
