@@ -98,7 +98,7 @@ def test_bad_input_is_one_clear_line(env: dict[str, str]) -> None:
     not_json = cli(env, "enqueue", "demo.echo", "--params", "{oops")
     assert not_json.returncode == 2 and "not JSON" in not_json.stderr
     no_url = cli(clean_env(), "worker")
-    assert no_url.returncode == 1 and "JOBRUNNER_REDIS_URL" in no_url.stderr
+    assert no_url.returncode == 2 and "JOBRUNNER_REDIS_URL" in no_url.stderr
 
 
 def test_up_runs_everything_on_an_embedded_redis(tmp_path: Path) -> None:

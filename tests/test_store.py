@@ -88,3 +88,13 @@ async def test_unreachable_redis_is_a_clear_error_not_a_hang(tmp_path: object) -
         async with JobRunner(settings, build_registry(settings)):
             pass
     assert time.monotonic() - started < 5
+
+
+async def test_malformed_redis_url_is_a_config_error(tmp_path: object) -> None:
+    from jobrunner.errors import ConfigError
+    from jobrunner.tasks.catalog import build_registry
+
+    settings = Settings(_env_file=None, redis_url="foo://nowhere", data_dir=tmp_path)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="invalid Redis URL"):
+        async with JobRunner(settings, build_registry(settings)):
+            pass

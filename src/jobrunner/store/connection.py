@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from jobrunner.errors import RedisUnavailableError
+from jobrunner.errors import ConfigError, RedisUnavailableError
 from jobrunner.serializer import deserialize, serialize
 
 
@@ -26,7 +26,20 @@ def redact(url: str) -> str:
 
 def create_redis(url: str, *, timeout: float, default_queue: str) -> ArqRedis:
     """An arq pool (JSON serializer) that retries a command through a brief Redis outage."""
-    pool = ConnectionPool.from_url(
+    try:
+        pool = _pool(url, timeout)
+    except ValueError as exc:  # redis-py's answer to a bad scheme or a malformed URL
+        raise ConfigError(f"invalid Redis URL {redact(url)}: {exc}", url=redact(url)) from exc
+    return ArqRedis(
+        connection_pool=pool,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+        default_queue_name=default_queue,
+    )
+
+
+def _pool(url: str, timeout: float) -> ConnectionPool:
+    return ConnectionPool.from_url(
         url,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
@@ -35,12 +48,6 @@ def create_redis(url: str, *, timeout: float, default_queue: str) -> ArqRedis:
         # callers that must answer quickly (enqueue, get) put their own deadline on top.
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=12),
         health_check_interval=30,
-    )
-    return ArqRedis(
-        connection_pool=pool,
-        job_serializer=serialize,
-        job_deserializer=deserialize,
-        default_queue_name=default_queue,
     )
 
 
