@@ -1,15 +1,13 @@
-"""The `jobrunner` command as users run it: real processes, a real Redis."""
+"""The `jobrunner` command against a worker process: status with audit and result, list,
+cancel, workers, and upload -> validate_csv. Single-command behaviour is in test_cli.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,53 +77,6 @@ def test_enqueue_wait_status_list_and_cancel(env: dict[str, str], worker_process
     assert cancelled["status"] == "cancelled"
     workers = json.loads(cli(env, "workers").stdout)
     assert workers[0]["queues"] == ["pro", "free"]
-
-
-def test_failed_job_exits_1(env: dict[str, str], worker_process: object) -> None:
-    failed = cli(env, "enqueue", "demo.flaky", "--params", '{"fail_times": -1}', "--wait")
-    assert failed.returncode == 1
-    assert json.loads(failed.stdout)["error"]["code"] == "flaky_permanent"
-
-
-def test_bad_input_is_one_clear_line(env: dict[str, str]) -> None:
-    bad = cli(env, "enqueue", "demo.sleep", "--params", '{"seconds": "x"}')
-    assert bad.returncode == 1
-    assert "error [invalid_params]" in bad.stderr and "seconds" in bad.stderr
-    unknown = cli(env, "enqueue", "no.such.task")
-    assert unknown.returncode == 1 and "demo.echo" in unknown.stderr
-    missing = cli(env, "status", "f" * 32)
-    assert missing.returncode == 1 and "job_not_found" in missing.stderr
-    not_json = cli(env, "enqueue", "demo.echo", "--params", "{oops")
-    assert not_json.returncode == 2 and "not JSON" in not_json.stderr
-    no_url = cli(clean_env(), "worker")
-    assert no_url.returncode == 2 and "JOBRUNNER_REDIS_URL" in no_url.stderr
-
-
-def test_up_runs_everything_on_an_embedded_redis(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    proc = subprocess.Popen(
-        [JOBRUNNER, "up", "--data-dir", str(data)],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        match = re.search(r"redis://127\.0\.0\.1:(\d+)/0", first)
-        assert match, first
-        client = clean_env(JOBRUNNER_REDIS_URL=match.group(0), JOBRUNNER_DEMO_TASKS="true")
-        done = cli(client, "enqueue", "demo.echo", "--params", '{"hello": "up"}', "--wait")
-        assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout)["status"] == "succeeded"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-    time.sleep(0.2)
-    with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", int(match.group(1)))) != 0  # embedded Redis stopped
-    assert list((data / "redis").glob("appendonly*"))
 
 
 def test_upload_then_validate_a_catalog(

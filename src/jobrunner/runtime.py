@@ -283,17 +283,13 @@ class JobRunner:
     async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:
         """Wait until the job is terminal; WaitTimeoutError after ``timeout`` seconds."""
         try:
-            async with contextlib.aclosing(self.watch(job_id)) as events, _timeout(timeout):
+            async with contextlib.aclosing(self.watch(job_id)) as events, asyncio.timeout(timeout):
                 async for event in events:
                     if event.is_terminal:
                         break
         except TimeoutError as exc:
             raise WaitTimeoutError(f"job {job_id} not finished after {timeout}s") from exc
         return await self.get(job_id)
-
-
-def _timeout(seconds: float | None) -> asyncio.Timeout:
-    return asyncio.timeout(seconds)
 
 
 def _record_of(new: NewJob) -> JobRecord:

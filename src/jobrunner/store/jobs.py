@@ -20,7 +20,6 @@ from jobrunner.store.codec import (
     audit_json,
     decode_audit,
     decode_record,
-    dumps,
     encode_fields,
     pairs_to_hash,
 )
@@ -312,10 +311,3 @@ class JobStore:
                 pipe.rpush(k.audit(job_id), audit_json(milestone))
             pipe.publish(k.events(job_id), event_json)
             await pipe.execute()
-
-    async def append_audit(self, job_id: str, entry: AuditEntry) -> None:
-        await self.redis.rpush(self.keys.audit(job_id), audit_json(entry))  # type: ignore[misc]
-
-
-def result_payload(value: Any) -> str:
-    return dumps(value)

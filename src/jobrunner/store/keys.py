@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,6 @@ class Keys:
     def workers(self) -> str:
         return f"{self.prefix}:workers"
 
-    @property
-    def all_prefix_pattern(self) -> str:
-        return f"{self.prefix}:*"
-
 
 def arq_job(job_id: str) -> str:
     return job_key_prefix + job_id
@@ -81,10 +77,6 @@ def arq_job(job_id: str) -> str:
 
 def arq_in_progress(job_id: str) -> str:
     return in_progress_key_prefix + job_id
-
-
-def arq_retry(job_id: str) -> str:
-    return retry_key_prefix + job_id
 
 
 ARQ_ABORT = abort_jobs_ss
