@@ -17,7 +17,8 @@ from jobrunner.pipelines.validation.parse import (
     all_items_urls,
     as_decimal,
     as_int,
-    gtin_valid,
+    gs1_check_ok,
+    gtin_number,
     item_count,
     valid_of_type,
 )
@@ -79,7 +80,7 @@ def derived_features(ruleset: Ruleset, present: set[str]) -> list[pl.Expr]:
         elif column.type == "decimal":
             out.append(as_decimal(t, trimmed=True).alias(f"__n_{name}"))
         elif column.type == "gtin":
-            out.append(gtin_valid(t).alias(f"__v_{name}"))
+            out.append(gtin_number(t).alias(f"__g_{name}"))
         elif column.type not in ("string", "list"):
             out.append(valid_of_type(t, column.type).alias(f"__v_{name}"))
     return out
@@ -118,6 +119,8 @@ def _column_checks(name: str, column: Column) -> list[Check]:
         return out + _list_checks(name, column, filled)
     if column.type in ("int", "decimal"):
         bad_type = _number(name).is_null()
+    elif column.type == "gtin":
+        bad_type = ~gs1_check_ok(pl.col(f"__g_{name}")).fill_null(False)
     elif column.type == "string":
         bad_type = None
     else:
@@ -202,20 +205,14 @@ def mask_name(index: int) -> str:
 ANY_BAD = "__any"
 
 
-def key_hash(name: str) -> str:
-    return f"__h_{name}"
-
-
 def with_masks(frame: pl.LazyFrame, ruleset: Ruleset, checks: list[Check]) -> pl.LazyFrame:
-    """Features, one boolean column per check, ``__any`` and the hashes of unique keys: a
-    plan polars can stream in parallel, leaving little for Python per batch."""
+    """Features, one boolean column per check and ``__any``: which rule each row breaks."""
     present = set(frame.collect_schema().names())
-    unique = [n for n, c in ruleset.columns.items() if c.unique and n in present]
     masks = [c.bad.fill_null(False).alias(mask_name(i)) for i, c in enumerate(checks)]
     return (
         frame.with_columns(trimmed_features(ruleset, present))
         .with_columns(derived_features(ruleset, present))
-        .with_columns(*masks, *[_trim(n).hash(seed=1).alias(key_hash(n)) for n in unique])
+        .with_columns(masks)
         .with_columns(
             pl.any_horizontal(pl.col(mask_name(i)) for i in range(len(checks)))
             .fill_null(False)

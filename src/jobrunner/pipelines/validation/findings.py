@@ -8,15 +8,15 @@ from typing import IO, Any
 import polars as pl
 
 from jobrunner.pipelines.validation.checks import (
-    ANY_BAD,
     Check,
-    key_hash,
     mask_name,
     required_columns,
+    with_masks,
 )
 from jobrunner.pipelines.validation.parse import empty
 from jobrunner.pipelines.validation.reading import ROW
 from jobrunner.pipelines.validation.rules import Ruleset
+from jobrunner.pipelines.validation.screen import trimmed
 
 MAX_SAMPLES = 1000
 ERROR_SCHEMA = {
@@ -33,31 +33,99 @@ class Tally:
 
     def __init__(self) -> None:
         self.rows = 0
-        self.invalid = 0
         self.errors = 0
         self.by_code: Counter[str] = Counter()
         self.by_column: Counter[str] = Counter()
         self.samples: list[dict[str, Any]] = []
-        self.changes = 0
+        self.error_rows: list[pl.Series] = []  # each row with a finding, once per batch
 
     def add(self, errors: pl.DataFrame) -> None:
-        self.errors += errors.height
-        self.invalid += errors["row"].n_unique() if errors.height else 0
-        for code, n in errors.group_by("code").len().iter_rows():
-            self.by_code[code] += n
-        for column, n in errors.group_by("column").len().iter_rows():
-            self.by_column[column] += n
+        """Findings of the next batch, in row order."""
+        self._count(errors)
         room = MAX_SAMPLES - len(self.samples)
         if room > 0:
             self.samples += errors.head(room).to_dicts()
 
+    def add_late(self, errors: pl.DataFrame) -> None:
+        """Findings known only at the end (duplicates): the samples stay the first by row."""
+        self._count(errors)
+        merged = self.samples + errors.head(MAX_SAMPLES).to_dicts()
+        self.samples = sorted(merged, key=lambda e: int(e["row"]))[:MAX_SAMPLES]
+
+    def _count(self, errors: pl.DataFrame) -> None:
+        if not errors.height:
+            return
+        self.errors += errors.height
+        self.error_rows.append(errors["row"].unique())
+        for code, n in errors.group_by("code").len().iter_rows():
+            self.by_code[code] += n
+        for column, n in errors.group_by("column").len().iter_rows():
+            self.by_column[column] += n
+
+    @property
+    def invalid(self) -> int:
+        if not self.error_rows:
+            return 0
+        return pl.concat(self.error_rows).n_unique()
+
+
+class KeyLedger:
+    """Every filled key of the ``unique`` columns with its row; duplicates are found at the end.
+
+    Sorting the whole file's key hashes once costs O(n log n), where checking each batch
+    against all earlier keys would cost O(n^2 / batch). Keys are kept as trimmed text too: a
+    duplicate is confirmed on the text (a hash collision never invents one) and reported with
+    its value.
+    """
+
+    def __init__(self, columns: list[str]) -> None:
+        self.parts: dict[str, list[pl.DataFrame]] = {c: [] for c in columns}
+
+    def add(self, batch: pl.DataFrame) -> None:
+        for column, parts in self.parts.items():
+            key = pl.col(trimmed(column))
+            parts.append(
+                batch.select(pl.col(ROW).cast(pl.UInt32).alias("row"), key.alias("value"))
+                .filter(pl.col("value").str.len_bytes() > 0)
+                .with_columns(pl.col("value").hash(seed=1).alias("hash"))
+            )
+
+    def duplicates(self) -> pl.DataFrame:
+        """One ``duplicate`` finding per row whose key an earlier row already had."""
+        frames = [_duplicates(column, parts) for column, parts in self.parts.items() if parts]
+        frames = [f for f in frames if f.height]
+        if not frames:
+            return pl.DataFrame(schema=ERROR_SCHEMA)
+        return pl.concat(frames).sort("row", maintain_order=True)
+
+
+def _duplicates(column: str, parts: list[pl.DataFrame]) -> pl.DataFrame:
+    keys = pl.concat(parts)
+    # Sort the hashes alone (cheap); only keys whose hash repeats are compared as text.
+    hashes = keys["hash"].sort()
+    repeated = hashes.filter(hashes == hashes.shift(1)).unique()
+    if repeated.is_empty():
+        return pl.DataFrame(schema=ERROR_SCHEMA)
+    same = pl.col("value") == pl.col("value").shift(1)
+    return (
+        keys.filter(pl.col("hash").is_in(repeated.implode()))
+        .sort("value", "row")
+        .with_columns(same.fill_null(False).alias("same"))
+        .with_columns(pl.when(~pl.col("same")).then(pl.col("row")).forward_fill().alias("first"))
+        .filter(pl.col("same"))
+        .select(
+            "row",
+            pl.lit(column, pl.String).alias("column"),
+            pl.lit("duplicate", pl.String).alias("code"),
+            pl.format("{} repeats row {}", pl.lit(column), pl.col("first")).alias("message"),
+            "value",
+        )
+    )
+
 
 class UniqueKeys:
-    """Keys seen so far in each ``unique`` column, to find duplicates across batches.
-
-    Only 64-bit hashes of the keys are kept (8 bytes a row, whatever the key's length); two
-    different keys colliding among a million has odds of about 1 in 30 million.
-    """
+    """Keys seen so far in each ``unique`` column, for deciding batch by batch (the corrector
+    drops a duplicate as it writes). Only 64-bit hashes of the keys are kept."""
 
     def __init__(self, columns: list[str]) -> None:
         self.seen = {c: pl.Series(c, [], dtype=pl.UInt64) for c in columns}
@@ -65,55 +133,41 @@ class UniqueKeys:
     def duplicates(self, batch: pl.DataFrame) -> dict[str, pl.Series]:
         found: dict[str, pl.Series] = {}
         for column, seen in self.seen.items():
-            key, filled = _keys(batch, column)
+            keys = batch.select(
+                key=pl.col(column).str.strip_chars().hash(seed=1), filled=~empty(pl.col(column))
+            )
+            key, filled = keys["key"], keys["filled"]
             first = key.is_first_distinct()
             found[column] = filled & (~first | key.is_in(seen.implode()))
             self.seen[column] = pl.concat([seen, key.filter(filled & first)])
         return found
 
 
-def _keys(batch: pl.DataFrame, column: str) -> tuple[pl.Series, pl.Series]:
-    """Key hashes and which rows have a key: from the lazy plan's columns when present."""
-    if key_hash(column) in batch.columns:
-        return batch[key_hash(column)], ~batch[f"__e_{column}"]
-    keys = batch.select(
-        key=pl.col(column).str.strip_chars().hash(seed=1), filled=~empty(pl.col(column))
+def findings_of(frame: pl.LazyFrame, ruleset: Ruleset, checks: list[Check]) -> pl.DataFrame:
+    """One row per failed rule of every row in ``frame`` (row, column, code, message, value),
+    in row order and, within a row, in rule order."""
+    if not checks:
+        return pl.DataFrame(schema=ERROR_SCHEMA)
+    masks = [mask_name(i) for i in range(len(checks))]
+    values = sorted({c.column for c in checks})
+    flagged = (
+        with_masks(frame, ruleset, checks)
+        .select(ROW, *masks, *values)
+        .filter(pl.any_horizontal(masks))
+        .collect()
+        .lazy()
     )
-    return keys["key"], keys["filled"]
-
-
-def errors_of(batch: pl.DataFrame, checks: list[Check], dups: dict[str, pl.Series]) -> pl.DataFrame:
-    """One row per failed rule, from a batch carrying the check masks (see ``with_masks``);
-    only the few bad rows are split by rule."""
-    named = [(c.column, c.code, c.message, mask_name(i)) for i, c in enumerate(checks)]
-    if dups:
-        batch = batch.with_columns(
-            pl.Series(f"__dup_{column}", mask) for column, mask in dups.items()
-        )
-        named += [
-            (column, "duplicate", f"{column} repeats an earlier row", f"__dup_{column}")
-            for column in dups
-        ]
-    if not named:
-        return pl.DataFrame(schema=ERROR_SCHEMA)
-    flagged = pl.col(ANY_BAD)
-    for column in dups:
-        flagged = flagged | pl.col(f"__dup_{column}")
-    rows = batch.filter(flagged)
-    frames = [
-        rows.filter(pl.col(flag)).select(
+    per_rule = [
+        flagged.filter(pl.col(mask_name(i))).select(
             pl.col(ROW).cast(pl.UInt32).alias("row"),
-            pl.lit(column, pl.String).alias("column"),
-            pl.lit(code, pl.String).alias("code"),
-            pl.lit(message, pl.String).alias("message"),
-            pl.col(column).cast(pl.String).alias("value"),
+            pl.lit(check.column, pl.String).alias("column"),
+            pl.lit(check.code, pl.String).alias("code"),
+            pl.lit(check.message, pl.String).alias("message"),
+            pl.col(check.column).cast(pl.String).alias("value"),
         )
-        for column, code, message, flag in named
+        for i, check in enumerate(checks)
     ]
-    frames = [f for f in frames if f.height]
-    if not frames:
-        return pl.DataFrame(schema=ERROR_SCHEMA)
-    return pl.concat(frames).sort("row", maintain_order=True)
+    return pl.concat(per_rule).sort("row", maintain_order=True).collect()
 
 
 def file_errors_of(

@@ -31,8 +31,20 @@ def decimal_text(c: pl.Expr, *, trimmed: bool = False) -> pl.Expr:
     )
 
 
+def finite(x: pl.Expr) -> pl.Expr:
+    """NaN and infinities parse as floats but are no price or quantity."""
+    return pl.when(x.is_finite()).then(x)
+
+
 def as_decimal(c: pl.Expr, *, trimmed: bool = False) -> pl.Expr:
-    return decimal_text(c, trimmed=trimmed).cast(pl.Float64, strict=False)
+    return finite(decimal_text(c, trimmed=trimmed).cast(pl.Float64, strict=False))
+
+
+def plain_decimal(c: pl.Expr) -> pl.Expr:
+    """``as_decimal`` for text with at most one separator and no spaces ('12,5', '12.5',
+    '12'), the usual case; null for anything else, which as_decimal then decides. Where this
+    is not null it equals as_decimal: one comma and no dot is a decimal comma there too."""
+    return finite(c.str.replace(",", ".", literal=True).cast(pl.Float64, strict=False))
 
 
 def as_int(c: pl.Expr) -> pl.Expr:
@@ -53,25 +65,32 @@ _GROUP_SUMS = pl.Series(
 )
 
 
-def _gs1_check(n: pl.Series) -> pl.Series:
-    # Left zeros weigh nothing, so the number itself is the 14-digit GTIN. Its first 12
-    # digits are three 4-digit groups summed through a table (weights 3,1,3,1 each); digit 13
-    # weighs 3 and digit 14 is the check digit. A dozen column operations in all.
-    present = n.is_not_null()
-    v = n.fill_null(0)
-    groups = [(v // 10**10) % 10_000, (v // 10**6) % 10_000, (v // 10**2) % 10_000]
-    total = sum(_GROUP_SUMS.gather(g) for g in groups) + 3 * ((v // 10) % 10)
-    return present & (((10 - total % 10) % 10) == v % 10)
+def gtin_number(c: pl.Expr) -> pl.Expr:
+    """The value as a number where it is 8, 12, 13 or 14 plain digits, else null."""
+    # the integer cast takes only an optional sign and digits: without a sign, digits only
+    signed = c.str.starts_with("+") | c.str.starts_with("-")
+    shaped = c.str.len_bytes().is_in([8, 12, 13, 14]) & ~signed
+    return pl.when(shaped).then(c.cast(pl.Int64, strict=False))
+
+
+def gs1_check_ok(n: pl.Expr) -> pl.Expr:
+    """The GS1 check digit of a ``gtin_number`` is right (null stays null).
+
+    Left zeros weigh nothing, so the number itself is the 14-digit GTIN. Its first 12 digits
+    are three 4-digit groups summed through a table (weights 3,1,3,1 each); digit 13 weighs 3
+    and digit 14 is the check digit. Pass a column, not an expression: ``n`` is read 5 times.
+    """
+    table = pl.lit(_GROUP_SUMS)
+    groups = [(n // 10**10) % 10_000, (n // 10**6) % 10_000, (n // 10**2) % 10_000]
+    total = sum((table.gather(g) for g in groups), 3 * ((n // 10) % 10))
+    return ((10 - total % 10) % 10) == n % 10
 
 
 def gtin_valid(c: pl.Expr) -> pl.Expr:
-    """8, 12, 13 or 14 digits with a correct GS1 check digit."""
-    s = c.str.strip_chars()
-    number = s.cast(pl.Int64, strict=False)
-    shaped = s.str.len_bytes().is_in([8, 12, 13, 14]) & (number >= 0) & ~s.str.starts_with("+")
-    n = pl.when(shaped).then(number)
-    # map_batches: the parsed column is computed once, not once per digit
-    return n.map_batches(_gs1_check, return_dtype=pl.Boolean)
+    """8, 12, 13 or 14 digits (spaces around allowed) with a correct GS1 check digit.
+
+    For one-off use; hot paths stage ``gtin_number`` as a column first (see gs1_check_ok)."""
+    return gs1_check_ok(gtin_number(c.str.strip_chars())).fill_null(False)
 
 
 def valid_of_type(c: pl.Expr, kind: str) -> pl.Expr:

@@ -10,29 +10,33 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from pydantic import BaseModel
 
-from jobrunner.pipelines.validation.checks import compile_checks, with_masks
+from jobrunner.pipelines.validation.checks import compile_checks
 from jobrunner.pipelines.validation.correct import Corrector
 from jobrunner.pipelines.validation.findings import (
+    ERROR_SCHEMA,
+    KeyLedger,
     Tally,
-    UniqueKeys,
     append_csv,
-    errors_of,
     file_errors_of,
+    findings_of,
 )
 from jobrunner.pipelines.validation.reading import (
+    NotUtf8,
     batches,
     columns_of,
     header_mapping,
     scan,
 )
 from jobrunner.pipelines.validation.rules import Ruleset
-from jobrunner.pipelines.validation.sniff import Sniffed, sniff
+from jobrunner.pipelines.validation.screen import OK, screened
+from jobrunner.pipelines.validation.sniff import Sniffed, body_not_utf8, sniff
 
 ERROR_COLUMNS = ["row", "column", "code", "message", "value"]
 Progress = Callable[[float, str], None]
@@ -93,10 +97,20 @@ def validate_csv_file(
     )
     started = time.perf_counter()
     sniffed = sniff(input_path, report_path.parent, encoding=encoding, delimiter=delimiter)
-    with ExitStack() as stack:
-        tally, mapping, corrector = _stream(
-            sniffed, ruleset, category, outputs, batch_rows, on_progress, stack
-        )
+    try:
+        with ExitStack() as stack:
+            tally, mapping, corrector = _stream(
+                sniffed, ruleset, category, outputs, batch_rows, on_progress, stack
+            )
+    except NotUtf8:  # start over: the outputs are rewritten from the first row
+        if encoding:  # the caller said UTF-8: keep it, bad bytes become U+FFFD
+            sniffed = replace(sniffed, lossy=True)
+        else:
+            sniffed = body_not_utf8(sniffed, input_path, report_path.parent)
+        with ExitStack() as stack:
+            tally, mapping, corrector = _stream(
+                sniffed, ruleset, category, outputs, batch_rows, on_progress, stack
+            )
     present = set(mapping.values())
     file_errors = file_errors_of(ruleset, present, category) + _row_limit(ruleset, tally.rows)
     return _result(ruleset, tally, file_errors, sniffed, mapping, outputs, corrector, started)
@@ -116,31 +130,51 @@ def _stream(
     present = list(mapping.values())
     checks = compile_checks(ruleset, set(present), category)
     corrector = None
-    unique = UniqueKeys([c for c in present if c in ruleset.columns and ruleset.columns[c].unique])
+    unique = [c for c in present if c in ruleset.columns and ruleset.columns[c].unique]
     if outputs.corrected is not None and outputs.changelog is not None:
         out = stack.enter_context(outputs.corrected.open("w", encoding="utf-8", newline=""))
         log = stack.enter_context(outputs.changelog.open("w", encoding="utf-8", newline=""))
         corrector = Corrector(ruleset, present, out, log)
-        unique = UniqueKeys([])  # the corrector drops duplicates instead of reporting them
+        unique = []  # the corrector drops duplicates instead of reporting them
+    keys = KeyLedger(unique)
     report = stack.enter_context(outputs.report.open("w", encoding="utf-8", newline=""))
     report.write(",".join(ERROR_COLUMNS) + "\n")
-    estimate = sniffed.estimated_rows
-    tally = Tally()
-    if corrector is None:  # one lazy plan: read, features and checks stream in parallel
-        stream = batches(with_masks(lf.rename(mapping), ruleset, checks), {}, batch_rows)
-    else:  # fixes hold state (duplicates, change log), so checks follow batch by batch
+
+    def screen(frame: pl.LazyFrame) -> pl.LazyFrame:
+        return screened(frame, ruleset, set(present), category)
+
+    if corrector is None:  # one lazy plan: reading and the screen stream in parallel
+        stream = batches(screen(lf.rename(mapping)), {}, batch_rows)
+    else:  # fixes hold state (duplicates, change log), so the screen follows batch by batch
         stream = (
-            with_masks(corrector.apply(batch).lazy(), ruleset, checks).collect()
+            screen(corrector.apply(batch).lazy()).collect()
             for batch in batches(lf, mapping, batch_rows)
         )
+    estimate = sniffed.estimated_rows
+    tally = Tally()
     for rows in stream:
-        errors = errors_of(rows, checks, unique.duplicates(rows))
+        suspects = rows.lazy().filter(~pl.col(OK))  # only these get the full checks
+        errors = findings_of(suspects, ruleset, checks)
         append_csv(report, errors, header=False)
-        tally.rows += rows.height
         tally.add(errors)
+        keys.add(rows)
+        tally.rows += rows.height
         if on_progress is not None:
             on_progress(min(tally.rows / estimate, 1.0), f"{tally.rows} rows checked")
+    duplicates = keys.duplicates()
+    if duplicates.height:
+        tally.add_late(duplicates)
+        report.close()
+        _merge_into_report(outputs.report, duplicates)
     return tally, mapping, corrector
+
+
+def _merge_into_report(report: Path, late: pl.DataFrame) -> None:
+    """Rewrite the report with ``late`` findings in row order (streamed, not held whole)."""
+    merged = report.with_suffix(".merged.csv")
+    written = pl.scan_csv(report, schema=ERROR_SCHEMA)
+    pl.concat([written, late.lazy()]).sort("row", maintain_order=True).sink_csv(merged)
+    merged.replace(report)
 
 
 def _row_limit(ruleset: Ruleset, rows: int) -> list[dict[str, Any]]:

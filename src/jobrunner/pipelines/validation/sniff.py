@@ -9,8 +9,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO
 
 from jobrunner.errors import PermanentError
 
@@ -26,6 +27,7 @@ class Sniffed:
     delimiter: str
     header: list[str]
     estimated_rows: int  # from the size and the first lines: for progress only
+    lossy: bool = False  # invalid UTF-8 bytes are read as U+FFFD (see body_not_utf8)
 
 
 def sniff(path: Path, work_dir: Path, *, encoding: str | None, delimiter: str | None) -> Sniffed:
@@ -42,6 +44,39 @@ def sniff(path: Path, work_dir: Path, *, encoding: str | None, delimiter: str | 
     per_line = len(head) / max(head.count(b"\n"), 1)
     estimate = max(int(path.stat().st_size / per_line) - 1, 1)
     return Sniffed(utf8_path, found, sep, [h.strip() for h in header], estimate)
+
+
+def body_not_utf8(sniffed: Sniffed, source: Path, work_dir: Path) -> Sniffed:
+    """The head looked like UTF-8 but a later byte is not: decide again on the whole file.
+
+    A spreadsheet export is one encoding throughout, so if nothing before the first bad byte
+    was UTF-8 beyond ASCII, the file is Latin-1/CP1252 (its head just had no accents) and is
+    transcoded. Otherwise it is UTF-8 with a few bad bytes, read with those replaced.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with source.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                before_ascii = chunk[: exc.start].isascii() and not _multibyte_seen(f, chunk)
+                break
+        else:
+            return sniffed  # the file is valid UTF-8 after all: nothing to change
+    if before_ascii:
+        path = _transcode(source, work_dir, "cp1252")
+        return replace(sniffed, path=path, encoding="cp1252")
+    return replace(sniffed, lossy=True)
+
+
+def _multibyte_seen(f: IO[bytes], chunk: bytes) -> bool:
+    """Whether any chunk before ``chunk`` (already read from ``f``) held a non-ASCII byte."""
+    end = f.tell() - len(chunk)
+    f.seek(0)
+    while f.tell() < end:
+        if not f.read(min(_CHUNK, end - f.tell())).isascii():
+            return True
+    return False
 
 
 def _read_head(path: Path) -> bytes:

@@ -1,0 +1,197 @@
+"""The screen: one cheap pass over every row that clears the rows certain to pass every check.
+
+The full checks (checks.py) trim every value, parse every number format and say which rule
+failed; that costs several times a plain read. Catalogs are mostly clean, so the full checks
+run only on the rows the screen does not clear. The screen reads values as written: a value
+in its plain form ('12,5', '7891234567895', 'new') is judged at once, anything unusual
+(spaces around it, '1.234,56', 'NEW') is left to the full checks.
+
+The one rule: a screen may send a clean row on to the full checks, it must never clear a row
+the full checks would flag. tests/pipelines/test_screen.py holds it to that on hostile values.
+Unique keys are not screened here: duplicates are found across the whole file (findings.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+
+from jobrunner.pipelines.validation.parse import (
+    EMAIL,
+    TRUTHY,
+    URL,
+    as_date,
+    gs1_check_ok,
+    gtin_number,
+    plain_decimal,
+)
+from jobrunner.pipelines.validation.rules import Column, Cross, Ruleset
+
+OK = "__ok"
+_OPS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
+    "<": pl.Expr.lt,
+    "<=": pl.Expr.le,
+    ">": pl.Expr.gt,
+    ">=": pl.Expr.ge,
+    "==": pl.Expr.eq,
+    "!=": pl.Expr.ne,
+}
+_SEPARATORS = ("|", ";", ",")
+_ITEM_URL = r"https?://[^\s|;,]+"
+
+
+def trimmed(name: str) -> str:
+    """The column holding ``name``'s value without surrounding spaces."""
+    return f"__st_{name}"
+
+
+def _value(name: str) -> str:
+    return f"__sv_{name}"
+
+
+def screened(
+    frame: pl.LazyFrame, ruleset: Ruleset, present: set[str], category: str | None
+) -> pl.LazyFrame:
+    """``frame`` plus ``__ok`` (True: no check can fail on this row) and, for every column the
+    screen or the unique keys need trimmed, ``__st_<column>``."""
+    required = _required(ruleset, category)
+    staged: list[pl.Expr] = []
+    oks: list[pl.Expr] = []
+    for name in sorted(present):
+        column = ruleset.columns.get(name)
+        if column is None:
+            if name in required:  # a category requires a column the ruleset does not type
+                staged.append(pl.col(name).str.strip_chars().alias(trimmed(name)))
+                oks.append(pl.col(trimmed(name)).str.len_bytes() > 0)
+            continue
+        stage, ok = _column(name, column, name in required)
+        staged += stage
+        oks.append(ok)
+    for rule in ruleset.cross:
+        if {rule.left, rule.right} <= present:
+            staged += [_number(n, ruleset.columns.get(n)) for n in (rule.left, rule.right)]
+            oks.append(_cross(rule, ruleset))
+    everything = pl.all_horizontal(ok.fill_null(False) for ok in oks) if oks else pl.lit(True)
+    return frame.with_columns(_unique_columns(staged)).with_columns(everything.alias(OK))
+
+
+def _required(ruleset: Ruleset, category: str | None) -> set[str]:
+    names = {n for n, c in ruleset.columns.items() if c.required}
+    if category and category in ruleset.categories:
+        names |= set(ruleset.categories[category].required)
+    return names
+
+
+def _unique_columns(exprs: list[pl.Expr]) -> list[pl.Expr]:
+    """Stage expressions by output name, once each (a cross rule may ask for a value again)."""
+    seen: dict[str, pl.Expr] = {}
+    for expr in exprs:
+        seen.setdefault(expr.meta.output_name(), expr)
+    return list(seen.values())
+
+
+def _number_name(name: str, column: Column | None) -> str:
+    numeric = column is not None and column.type in ("int", "decimal")
+    return _value(name) if numeric else f"__sx_{name}"
+
+
+def _number(name: str, column: Column | None) -> pl.Expr:
+    """The value as the full checks' number: int columns as integers, others as decimals."""
+    raw = pl.col(name)
+    is_int = column is not None and column.type == "int"
+    parsed = raw.cast(pl.Int64, strict=False) if is_int else plain_decimal(raw)
+    return parsed.alias(_number_name(name, column))
+
+
+def _column(name: str, column: Column, required: bool) -> tuple[list[pl.Expr], pl.Expr]:
+    """Stage-one expressions (parsed or trimmed values) and the column's ok expression."""
+    raw = pl.col(name)
+    staged: list[pl.Expr] = []
+    conditions: list[pl.Expr] = []
+    # a typed value that passes is never empty; text and plain lists need trimming to tell
+    check_filled = required and (column.type in ("string", "list") and not _url_list(column))
+    texts = column.min_length is not None or column.pattern is not None or column.unique
+    if check_filled or texts:
+        staged.append(raw.str.strip_chars().alias(trimmed(name)))
+    text = pl.col(trimmed(name))
+    typed = _typed(name, column, staged)
+    if typed is not None:
+        conditions.append(typed)
+    if check_filled:
+        conditions.append(text.str.len_bytes() > 0)
+    if column.max_length is not None:  # bytes >= characters, and trimming only shortens
+        conditions.append(raw.str.len_bytes() <= column.max_length)
+    if column.min_length is not None:
+        conditions.append(text.str.len_chars() >= column.min_length)
+    if column.pattern is not None:
+        conditions.append(text.str.contains(column.pattern))
+    if column.one_of is not None:
+        conditions.append(_one_of(raw, column.one_of))
+    ok = pl.all_horizontal(conditions) if conditions else pl.lit(True)
+    # a missing value breaks only ``required``; an empty quoted one goes to the full checks
+    return staged, pl.when(raw.is_null()).then(pl.lit(not required)).otherwise(ok)
+
+
+def _one_of(raw: pl.Expr, allowed: list[str]) -> pl.Expr:
+    plain = [v for v in allowed if v and v == v.strip()]  # others only match once trimmed
+    if not plain:
+        return pl.lit(False)
+    if len(plain) > 8:
+        return raw.is_in(plain)
+    # a few comparisons beat hashing every value
+    return pl.any_horizontal(raw == v for v in plain)
+
+
+def _url_list(column: Column) -> bool:
+    return column.type == "list" and column.item_type == "url"
+
+
+def _typed(name: str, column: Column, staged: list[pl.Expr]) -> pl.Expr | None:
+    """The type's (and range's) condition on the value as written; None when there is none.
+
+    Every condition but a plain list's item count is false on empty text."""
+    raw = pl.col(name)
+    kind = column.type
+    if kind in ("int", "decimal"):
+        staged.append(_number(name, column))
+        return _in_range(pl.col(_value(name)), column)
+    if kind == "gtin":
+        staged.append(gtin_number(raw).alias(_value(name)))
+        return gs1_check_ok(pl.col(_value(name)))
+    if kind == "bool":
+        return raw.is_in(TRUTHY)
+    if kind == "date":
+        return as_date(raw).is_not_null()
+    if kind in ("url", "email"):  # neither pattern allows a space, so trimming changes nothing
+        return raw.str.contains(URL if kind == "url" else EMAIL)
+    if kind == "list":
+        return _list(raw, column)
+    return None
+
+
+def _in_range(value: pl.Expr, column: Column) -> pl.Expr:
+    ok = value.is_not_null()
+    if column.min is not None:
+        ok &= value > column.min if column.min_exclusive else value >= column.min
+    if column.max is not None:
+        ok &= value <= column.max
+    return ok
+
+
+def _list(raw: pl.Expr, column: Column) -> pl.Expr | None:
+    if _url_list(column):  # items joined by one separator each, no spaces: one regex says all
+        repeat = "*" if column.max_items is None else f"{{0,{column.max_items - 1}}}"
+        return raw.str.contains(rf"^{_ITEM_URL}(?:[|;,]{_ITEM_URL}){repeat}$")
+    if column.max_items is None:
+        return None
+    # every separator in the raw text counts, so this never undercounts the items
+    counts = [raw.str.count_matches(s, literal=True) for s in _SEPARATORS]
+    return pl.sum_horizontal(counts) + 1 <= column.max_items
+
+
+def _cross(rule: Cross, ruleset: Ruleset) -> pl.Expr:
+    left, right = (pl.col(_number_name(n, ruleset.columns.get(n))) for n in (rule.left, rule.right))
+    holds = _OPS[rule.op](left, right)
+    # a missing value makes the rule moot; any other unparsed one goes to the full checks
+    return pl.col(rule.left).is_null() | pl.col(rule.right).is_null() | holds
