@@ -82,6 +82,67 @@ def test_cross_field_duplicates_lengths_and_item_counts(tmp_path: Path) -> None:
     }
     dup = next(e for e in result.sample_errors if e["code"] == "duplicate")
     assert dup["row"] == 4  # found across batches of one row
+    assert dup["message"] == "sku repeats row 2" and dup["value"] == "B1"
+
+
+def test_duplicates_are_merged_into_the_report_in_row_order(tmp_path: Path) -> None:
+    rows = [f"K{i % 3};Produto {i};-1;;1;;new;MLB1;" for i in range(7)]  # K0 K1 K2 K0 ...
+    rows.append(" K1 ;Produto 8;10;;1;;new;MLB1;")  # the same key once trimmed
+    result = run(tmp_path, write(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n"), batch_rows=2)
+    report = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [int(r["row"]) for r in report] == sorted(int(r["row"]) for r in report)
+    dups = [(int(r["row"]), r["message"]) for r in report if r["code"] == "duplicate"]
+    assert dups == [
+        (5, "sku repeats row 2"),
+        (6, "sku repeats row 3"),
+        (7, "sku repeats row 4"),
+        (8, "sku repeats row 2"),
+        (9, "sku repeats row 3"),
+    ]
+    assert result.errors_by_code == {"min": 7, "duplicate": 5}
+    assert result.invalid_rows == 8  # row 9 has only its duplicate key; rows 2-8 a bad price
+    assert [e["row"] for e in result.sample_errors] == [int(r["row"]) for r in report]
+
+
+def test_not_a_number_is_no_price(tmp_path: Path) -> None:
+    rows = [f"A{i};Produto {i};{p};;1;;new;MLB1;" for i, p in enumerate(["nan", "inf", "1e3"])]
+    result = run(tmp_path, write(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n"))
+    assert [(e["row"], e["code"]) for e in result.sample_errors] == [
+        (2, "type_decimal"),
+        (3, "type_decimal"),
+    ]
+
+
+def _ascii_head_then(tail: bytes) -> bytes:
+    """More plain-ASCII rows than the sniffer reads, then ``tail``."""
+    head = "".join(f"S{i};Produto {i};10,00;;1;;new;MLB1;\n" for i in range(3000))
+    return (HEADER + "\n" + head).encode() + tail
+
+
+def test_latin1_accents_past_the_sniffed_head_are_transcoded(tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"
+    path.write_bytes(_ascii_head_then("Z1;Calção;10,00;;1;;new;MLB1;\n".encode("cp1252")))
+    result = run(tmp_path, path, batch_rows=1000)
+    assert result.encoding == "cp1252"
+    assert (result.total_rows, result.invalid_rows) == (3001, 0)
+    report_path = tmp_path / "fixed.csv"
+    correct_csv_file(
+        path,
+        ruleset=load_ruleset("default", "mercado_livre"),
+        corrected_path=report_path,
+        changelog_path=tmp_path / "log.csv",
+        report_path=tmp_path / "after.csv",
+    )
+    assert "Z1,Calção," in report_path.read_text(encoding="utf-8")
+
+
+def test_stray_bad_bytes_in_a_utf8_file_are_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    tail = "Z1;Calção;10,00;;1;;new;MLB1;\n".encode() + b"Z2;Caf\xe9;10,00;;1;;new;MLB1;\n"
+    path.write_bytes(_ascii_head_then(tail))
+    result = run(tmp_path, path, batch_rows=1000)
+    assert result.encoding == "utf-8"
+    assert (result.total_rows, result.invalid_rows) == (3002, 0)
 
 
 def test_missing_required_column_spoils_every_row(tmp_path: Path) -> None:
