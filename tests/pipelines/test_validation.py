@@ -145,6 +145,23 @@ def test_stray_bad_bytes_in_a_utf8_file_are_replaced(tmp_path: Path) -> None:
     assert (result.total_rows, result.invalid_rows) == (3002, 0)
 
 
+def test_headers_match_aliases_whatever_their_case_accents_and_spacing(tmp_path: Path) -> None:
+    header = "SKU;Título;PREÇO;Preço Promocional;Estoque;EAN;Condição;Category Name;Fotos"
+    result = run(tmp_path, write(tmp_path, f"{header}\n{GOOD}\n"))
+    assert result.valid_rows == 1, result.sample_errors
+    assert result.columns == {
+        "Título": "title",
+        "PREÇO": "price",
+        "Preço Promocional": "sale_price",
+        "Estoque": "stock",
+        "EAN": "gtin",
+        "Condição": "condition",
+        "Category Name": "category_id",
+        "Fotos": "pictures",
+        "SKU": "sku",
+    }
+
+
 def test_missing_required_column_spoils_every_row(tmp_path: Path) -> None:
     path = write(tmp_path, "sku,title,price\nA,Shirt,10\n")
     result = run(tmp_path, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 
 import polars as pl
@@ -15,11 +16,15 @@ ROW = "__row"
 
 
 def _norm(name: str) -> str:
-    return re.sub(r"[\s_\-]+", "", name.strip().lstrip("\ufeff").lower())
+    """'Preço Promocional', 'preco_promocional' and 'PRECO-PROMOCIONAL' are one name."""
+    bare = unicodedata.normalize("NFKD", name.strip().lstrip("\ufeff").casefold())
+    bare = "".join(c for c in bare if not unicodedata.combining(c))
+    return re.sub(r"[\s_\-]+", "", bare)
 
 
 def header_mapping(header: list[str], ruleset: Ruleset) -> dict[str, str]:
-    """Original header -> canonical column name, by name or alias (case/space-insensitive)."""
+    """Original header -> canonical column name, by name or alias (ignoring case, accents,
+    spaces, '_' and '-')."""
     lookup: dict[str, str] = {}
     for name, column in ruleset.columns.items():
         for alias in [name, *column.aliases]:
