@@ -25,7 +25,8 @@ OUT = Path(__file__).resolve().parent / "out"
 
 
 def generate(path: Path, rows: int, seed: int = 7) -> None:
-    """~5% of rows get one defect: bad price, long title, bad GTIN, bad condition, bad stock."""
+    """~5% of rows get one defect: bad price, long title, bad GTIN, bad condition, bad stock or
+    a SKU that repeats the previous row's."""
     rng = pl.int_range(0, rows, eager=True)
     df = pl.DataFrame({"i": rng}).with_columns(
         sku=pl.format("SKU-{}", pl.col("i")),
@@ -37,13 +38,14 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
         category_id=pl.format("MLB{}", pl.col("i") % 5000),
         pictures=pl.lit("https://img.example/a.jpg|https://img.example/b.jpg"),
     )
-    defect = pl.col("i").hash(seed) % 100
+    defect = pl.col("i").hash(seed) % 120
     df = df.with_columns(
         price=pl.when(defect == 0).then(pl.lit("-1")).otherwise("price"),
         title=pl.when(defect == 1).then(pl.lit("T" * 80)).otherwise("title"),
         gtin=pl.when(defect == 2).then(pl.lit("7891234567890")).otherwise("gtin"),
         condition=pl.when(defect == 3).then(pl.lit("broken")).otherwise("condition"),
         stock=pl.when(defect == 4).then(pl.lit("many")).otherwise("stock"),
+        sku=pl.when(defect == 5).then(pl.format("SKU-{}", pl.col("i") - 1)).otherwise("sku"),
     ).drop("i")
     df.write_csv(path, separator=";")
 
@@ -60,18 +62,6 @@ def validate_in_child(path: Path) -> tuple[dict[str, object], float, int]:
     out = subprocess.run(args, capture_output=True, text=True, check=True)
     data = json.loads(out.stdout.strip().splitlines()[-1])
     return data, float(data["seconds"]), int(data["rss_kb"])
-
-
-def read_in_child(path: Path) -> float:
-    code = (
-        "import polars as pl, sys, time; t = time.perf_counter();"
-        "pl.read_csv(sys.argv[1], separator=';', infer_schema=False);"
-        "print(time.perf_counter() - t)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
-    )
-    return float(out.stdout.strip())
 
 
 def child(path: Path) -> None:
@@ -131,7 +121,7 @@ def main() -> None:
         child(args.child)
         return
     OUT.mkdir(exist_ok=True)
-    path = OUT / f"catalog_{args.rows}.csv"
+    path = OUT / f"catalog_v2_{args.rows}.csv"  # v2: duplicate SKUs are a defect too
     if not path.exists():
         _, gen = timed(lambda: generate(path, args.rows))
         print(f"generated {path.name} ({path.stat().st_size / 1e6:.0f} MB) in {gen:.1f}s")
