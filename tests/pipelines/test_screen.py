@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import polars as pl
+from polars.testing import assert_frame_equal
 
 from jobrunner.pipelines.validation.checks import compile_checks
 from jobrunner.pipelines.validation.findings import findings_of
@@ -194,10 +195,15 @@ def _ruleset(tmp_path: Path) -> Ruleset:
 def _cleared_and_flagged(
     frame: pl.DataFrame, ruleset: Ruleset, category: str | None
 ) -> tuple[set[int], set[int]]:
+    """Rows the screen clears, rows the full checks flag; and the findings the run reports
+    (full checks only where the screen's flags say so) must be exactly the full checks'."""
     present = set(frame.columns) - {ROW}
     checks = compile_checks(ruleset, present, category)
-    cleared = screened(frame.lazy(), ruleset, present, category).filter(pl.col(OK)).collect()
+    with_flags = screened(frame.lazy(), ruleset, present, category).collect()
     findings = findings_of(frame.lazy(), ruleset, checks)  # the full checks on every row
+    as_run = findings_of(with_flags.lazy().filter(~pl.col(OK)), ruleset, checks)
+    assert_frame_equal(as_run, findings)
+    cleared = with_flags.filter(pl.col(OK))
     return set(cleared[ROW].to_list()), set(findings["row"].to_list())
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -23,6 +23,7 @@ from jobrunner.pipelines.validation.parse import (
     valid_of_type,
 )
 from jobrunner.pipelines.validation.rules import Column, Cross, Ruleset
+from jobrunner.pipelines.validation.screen import column_flag, cross_flag
 
 _OPS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     "<": operator.lt,
@@ -40,6 +41,8 @@ class Check:
     code: str
     message: str
     bad: pl.Expr
+    flag: str = ""  # the screen's flag: where it is True, this check cannot fail
+    reads: tuple[str, ...] = ()  # the columns whose features ``bad`` reads
 
 
 def _trim(name: str) -> pl.Expr:
@@ -62,16 +65,16 @@ def _valid(name: str) -> pl.Expr:
     return pl.col(f"__v_{name}")
 
 
-def trimmed_features(ruleset: Ruleset, present: set[str]) -> list[pl.Expr]:
+def trimmed_features(ruleset: Ruleset, columns: set[str]) -> list[pl.Expr]:
     """Stage one: each checked column trimmed once."""
-    return [pl.col(n).str.strip_chars().alias(f"__t_{n}") for n in ruleset.columns if n in present]
+    return [pl.col(n).str.strip_chars().alias(f"__t_{n}") for n in ruleset.columns if n in columns]
 
 
-def derived_features(ruleset: Ruleset, present: set[str]) -> list[pl.Expr]:
+def derived_features(ruleset: Ruleset, columns: set[str]) -> list[pl.Expr]:
     """Stage two, from the trimmed text: emptiness, numbers and type validity."""
     out: list[pl.Expr] = []
     for name, column in ruleset.columns.items():
-        if name not in present:
+        if name not in columns:
             continue
         t = _trim(name)
         out.append((t.is_null() | (t == "")).alias(f"__e_{name}"))
@@ -94,19 +97,22 @@ def required_columns(ruleset: Ruleset, category: str | None) -> list[str]:
 
 
 def compile_checks(ruleset: Ruleset, present: set[str], category: str | None) -> list[Check]:
+    """Every check that applies to a file with the ``present`` columns, in report order."""
     checks: list[Check] = []
     for name, column in ruleset.columns.items():
         if name in present:
-            checks += _column_checks(name, column)
+            of_column = _column_checks(name, column)
+            checks += [replace(c, flag=column_flag(name), reads=(name,)) for c in of_column]
     if category and category in ruleset.categories:
         for name in ruleset.categories[category].required:
             if name in present and not ruleset.columns.get(name, Column()).required:
                 message = f"{name} is required for {category}"
                 missing = _empty(name) if name in ruleset.columns else _blank(pl.col(name))
-                checks.append(Check(name, "required", message, missing))
-    for rule in ruleset.cross:
+                checks.append(Check(name, "required", message, missing, column_flag(name), (name,)))
+    for index, rule in enumerate(ruleset.cross):
         if {rule.left, rule.right} <= present:
-            checks.append(_cross(rule, ruleset))
+            check = _cross(rule, ruleset)
+            checks.append(replace(check, flag=cross_flag(index), reads=(rule.left, rule.right)))
     return checks
 
 
@@ -202,20 +208,13 @@ def mask_name(index: int) -> str:
     return f"__m{index}"
 
 
-ANY_BAD = "__any"
-
-
-def with_masks(frame: pl.LazyFrame, ruleset: Ruleset, checks: list[Check]) -> pl.LazyFrame:
-    """Features, one boolean column per check and ``__any``: which rule each row breaks."""
-    present = set(frame.collect_schema().names())
-    masks = [c.bad.fill_null(False).alias(mask_name(i)) for i, c in enumerate(checks)]
+def with_masks(frame: pl.LazyFrame, ruleset: Ruleset, checks: dict[int, Check]) -> pl.LazyFrame:
+    """The features ``checks`` read and one boolean column per check (``mask_name`` of its
+    number): which rule each row breaks."""
+    reads = {c for check in checks.values() for c in check.reads}
+    masks = [c.bad.fill_null(False).alias(mask_name(i)) for i, c in checks.items()]
     return (
-        frame.with_columns(trimmed_features(ruleset, present))
-        .with_columns(derived_features(ruleset, present))
+        frame.with_columns(trimmed_features(ruleset, reads))
+        .with_columns(derived_features(ruleset, reads))
         .with_columns(masks)
-        .with_columns(
-            pl.any_horizontal(pl.col(mask_name(i)) for i in range(len(checks)))
-            .fill_null(False)
-            .alias(ANY_BAD)
-        )
     )

@@ -145,29 +145,32 @@ class UniqueKeys:
 
 def findings_of(frame: pl.LazyFrame, ruleset: Ruleset, checks: list[Check]) -> pl.DataFrame:
     """One row per failed rule of every row in ``frame`` (row, column, code, message, value),
-    in row order and, within a row, in rule order."""
-    if not checks:
+    in row order and, within a row, in rule order.
+
+    Where ``frame`` carries the screen's flags, each column's checks run only on the rows its
+    flag did not clear: a row with a bad price gets the price checks, not all of them."""
+    flags = set(frame.collect_schema().names())
+    groups: dict[str, dict[int, Check]] = {}
+    for index, check in enumerate(checks):
+        groups.setdefault(check.flag, {})[index] = check
+    parts: list[pl.LazyFrame] = []
+    for flag, members in groups.items():
+        rows = frame.filter(~pl.col(flag)) if flag in flags else frame
+        masked = with_masks(rows, ruleset, members)
+        parts += [
+            masked.filter(pl.col(mask_name(i))).select(
+                pl.col(ROW).cast(pl.UInt32).alias("row"),
+                pl.lit(i, pl.UInt32).alias("rule"),
+                pl.lit(check.column, pl.String).alias("column"),
+                pl.lit(check.code, pl.String).alias("code"),
+                pl.lit(check.message, pl.String).alias("message"),
+                pl.col(check.column).cast(pl.String).alias("value"),
+            )
+            for i, check in members.items()
+        ]
+    if not parts:
         return pl.DataFrame(schema=ERROR_SCHEMA)
-    masks = [mask_name(i) for i in range(len(checks))]
-    values = sorted({c.column for c in checks})
-    flagged = (
-        with_masks(frame, ruleset, checks)
-        .select(ROW, *masks, *values)
-        .filter(pl.any_horizontal(masks))
-        .collect()
-        .lazy()
-    )
-    per_rule = [
-        flagged.filter(pl.col(mask_name(i))).select(
-            pl.col(ROW).cast(pl.UInt32).alias("row"),
-            pl.lit(check.column, pl.String).alias("column"),
-            pl.lit(check.code, pl.String).alias("code"),
-            pl.lit(check.message, pl.String).alias("message"),
-            pl.col(check.column).cast(pl.String).alias("value"),
-        )
-        for i, check in enumerate(checks)
-    ]
-    return pl.concat(per_rule).sort("row", maintain_order=True).collect()
+    return pl.concat(parts).sort("row", "rule").drop("rule").collect()
 
 
 def file_errors_of(

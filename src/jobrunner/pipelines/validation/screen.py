@@ -41,6 +41,16 @@ _SEPARATORS = ("|", ";", ",")
 _ITEM_URL = r"https?://[^\s|;,]+"
 
 
+def column_flag(name: str) -> str:
+    """The column holding whether ``name``'s value passes all of its column's checks."""
+    return f"__ok_{name}"
+
+
+def cross_flag(index: int) -> str:
+    """The column holding whether the ruleset's cross rule number ``index`` holds."""
+    return f"__okx_{index}"
+
+
 def trimmed(name: str) -> str:
     """The column holding ``name``'s value without surrounding spaces."""
     return f"__st_{name}"
@@ -53,27 +63,33 @@ def _value(name: str) -> str:
 def screened(
     frame: pl.LazyFrame, ruleset: Ruleset, present: set[str], category: str | None
 ) -> pl.LazyFrame:
-    """``frame`` plus ``__ok`` (True: no check can fail on this row) and, for every column the
-    screen or the unique keys need trimmed, ``__st_<column>``."""
+    """``frame`` plus ``__ok`` (True: no check can fail on this row), one flag per column and
+    cross rule (``column_flag``, ``cross_flag``: which checks a row still needs) and, for every
+    column the screen or the unique keys need trimmed, ``__st_<column>``."""
     required = _required(ruleset, category)
     staged: list[pl.Expr] = []
-    oks: list[pl.Expr] = []
+    flags: list[pl.Expr] = []
     for name in sorted(present):
         column = ruleset.columns.get(name)
         if column is None:
             if name in required:  # a category requires a column the ruleset does not type
                 staged.append(pl.col(name).str.strip_chars().alias(trimmed(name)))
-                oks.append(pl.col(trimmed(name)).str.len_bytes() > 0)
+                flags.append((pl.col(trimmed(name)).str.len_bytes() > 0).alias(column_flag(name)))
             continue
         stage, ok = _column(name, column, name in required)
         staged += stage
-        oks.append(ok)
-    for rule in ruleset.cross:
+        flags.append(ok.alias(column_flag(name)))
+    for index, rule in enumerate(ruleset.cross):
         if {rule.left, rule.right} <= present:
             staged += [_number(n, ruleset.columns.get(n)) for n in (rule.left, rule.right)]
-            oks.append(_cross(rule, ruleset))
-    everything = pl.all_horizontal(ok.fill_null(False) for ok in oks) if oks else pl.lit(True)
-    return frame.with_columns(_unique_columns(staged)).with_columns(everything.alias(OK))
+            flags.append(_cross(rule, ruleset).alias(cross_flag(index)))
+    names = [f.meta.output_name() for f in flags]
+    everything = pl.all_horizontal(names) if names else pl.lit(True)
+    return (
+        frame.with_columns(_unique_columns(staged))
+        .with_columns(f.fill_null(False) for f in flags)
+        .with_columns(everything.alias(OK))
+    )
 
 
 def _required(ruleset: Ruleset, category: str | None) -> set[str]:
