@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     allow_file_inputs: bool = Field(
         default=False, description="Let pipeline input_uri be file:// (trusted setups only)."
     )
+    pdf_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Processes reading large PDFs: 0 = min(2, CPUs), 1 = in the worker only.",
+    )
     connector_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     connector_timeout_seconds: float = Field(default=120.0, gt=0)
     connector_allow_private: bool = Field(

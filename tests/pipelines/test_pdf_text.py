@@ -49,3 +49,8 @@ def test_chunk_size_must_be_positive() -> None:
 
 def test_normalise_text() -> None:
     assert normalise_text("a\r\nb\rc\x00d") == "a\nb\ncd"
+
+
+def test_normalise_text_drops_noncharacter_and_keeps_astral() -> None:
+    assert normalise_text("taki\ufffemata \U0001f42d\r\n") == "takimata \U0001f42d\n"
+    assert normalise_text("plain") == "plain"

@@ -21,8 +21,17 @@ _FIELDS = (("y", 1), ("mo", 1), ("d", 1), ("h", 0), ("mi", 0), ("s", 0))
 
 
 def normalise_text(text: str) -> str:
-    """pdfium ends lines with CRLF and may leave NULs; downstream wants plain LF text."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    """pdfium ends lines with CRLF and may leave NULs or U+FFFE (a noncharacter it uses for
+    some unmapped glyphs); downstream wants plain LF text. Each pass only runs when needed."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            text = text.replace("\r", "\n")
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if "\ufffe" in text:
+        text = text.replace("\ufffe", "")
+    return text
 
 
 def chunk_spans(text: str, size: int) -> list[tuple[int, int]]:

@@ -36,6 +36,7 @@ class PdfParams(BaseModel):
 async def process_pdf(ctx: JobContext, params: PdfParams) -> dict[str, Any]:
     """Page count, metadata, outline, text per page and chunks of a PDF (pdfium)."""
     source = await input_path(ctx, params.input_uri)
+    processes = ctx.settings.pdf_processes if ctx.settings else 0
     async with scratch_dir() as tmp:
         result = await asyncio.to_thread(
             extract_pdf,
@@ -46,6 +47,7 @@ async def process_pdf(ctx: JobContext, params: PdfParams) -> dict[str, Any]:
             chunks_out=tmp / "chunks.jsonl",
             chunk_chars=params.chunk_chars,
             on_progress=percent_reporter(ctx, 0, 95),
+            processes=processes,
         )
         pages_ref = await ctx.blobs.put_file(tmp / "pages.jsonl")
         chunks_ref = await ctx.blobs.put_file(tmp / "chunks.jsonl")
