@@ -8,13 +8,14 @@ import random
 from pathlib import Path
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from jobrunner.pipelines.validation.checks import compile_checks
 from jobrunner.pipelines.validation.findings import findings_of
 from jobrunner.pipelines.validation.reading import ROW
 from jobrunner.pipelines.validation.rules import Ruleset, load_ruleset
-from jobrunner.pipelines.validation.screen import OK, screened
+from jobrunner.pipelines.validation.screen import OK, edges_never_space, screened
 
 RULESET = """
 [columns.code]
@@ -28,6 +29,11 @@ pattern = "^[A-Z]{2}[0-9]*$"
 [columns.name]
 type = "string"
 max_length = 5
+
+[columns.ref]
+type = "string"
+required = true
+pattern = "^[A-Z]{2}[0-9]+$"
 
 [columns.price]
 type = "decimal"
@@ -126,6 +132,7 @@ LISTS = [
 CLEAN = {
     "code": "AB12",
     "name": "Shirt",
+    "ref": "AB12",
     "price": "12,5",
     "promo": "9.9",
     "qty": "7",
@@ -143,6 +150,7 @@ CLEAN = {
 POOLS = {
     "code": TEXTS,
     "name": TEXTS,
+    "ref": TEXTS,
     "price": NUMBERS,
     "promo": NUMBERS,
     "qty": NUMBERS,
@@ -226,6 +234,35 @@ def test_screen_clears_plain_clean_rows(tmp_path: Path) -> None:
     cleared, flagged = _cleared_and_flagged(frame, ruleset, "gear")
     assert flagged == set()
     assert cleared == {2, 3}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "on_raw"),
+    [
+        ("^ML[A-Z][0-9]+$", True),
+        ("^[A-Z]{2}[0-9]{3}$", True),
+        ("^[a-z]{1,2}B$", True),
+        ("^AB$", True),
+        ("^[A-Z]{2}[0-9]*$", False),  # the last atom may be skipped: not recognised
+        ("^[A-Z]{2}[0-9]{0,3}$", False),
+        ("^a? B$", False),  # the first atom may be skipped, leaving a space first
+        ("^ ?AB$", False),
+        ("^[a-z ]+$", False),
+        ("^[^x]+$", False),
+        ("^.+$", False),
+        ("^\\d+$", False),  # safe, but not recognised: the narrow reading answers False
+        ("^a|b$", False),
+        ("^x\\$", False),  # an escaped dollar is no anchor
+        ("^a\\+$", False),
+        ("^(ab)+$", False),
+        ("MLB1", False),
+        ("^$", False),
+    ],
+)
+def test_patterns_matched_as_written_only_when_no_match_can_have_edge_spaces(
+    pattern: str, on_raw: bool
+) -> None:
+    assert edges_never_space(pattern) is on_raw
 
 
 def test_shipped_rulesets_screen_soundly(tmp_path: Path) -> None:

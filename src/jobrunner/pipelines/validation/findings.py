@@ -16,7 +16,7 @@ from jobrunner.pipelines.validation.checks import (
 from jobrunner.pipelines.validation.parse import empty
 from jobrunner.pipelines.validation.reading import ROW
 from jobrunner.pipelines.validation.rules import Ruleset
-from jobrunner.pipelines.validation.screen import trimmed
+from jobrunner.pipelines.validation.screen import key_hash, trimmed
 
 MAX_SAMPLES = 1000
 ERROR_SCHEMA = {
@@ -82,12 +82,14 @@ class KeyLedger:
         self.parts: dict[str, list[pl.DataFrame]] = {c: [] for c in columns}
 
     def add(self, batch: pl.DataFrame) -> None:
+        """Keep a screened batch's keys (its columns are shared, not copied)."""
         for column, parts in self.parts.items():
-            key = pl.col(trimmed(column))
             parts.append(
-                batch.select(pl.col(ROW).cast(pl.UInt32).alias("row"), key.alias("value"))
-                .filter(pl.col("value").str.len_bytes() > 0)
-                .with_columns(pl.col("value").hash(seed=1).alias("hash"))
+                batch.select(
+                    pl.col(ROW).alias("row"),
+                    pl.col(trimmed(column)).alias("value"),
+                    pl.col(key_hash(column)).alias("hash"),  # null where there is no key
+                )
             )
 
     def duplicates(self) -> pl.DataFrame:
@@ -102,7 +104,7 @@ class KeyLedger:
 def _duplicates(column: str, parts: list[pl.DataFrame]) -> pl.DataFrame:
     keys = pl.concat(parts)
     # Sort the hashes alone (cheap); only keys whose hash repeats are compared as text.
-    hashes = keys["hash"].sort()
+    hashes = keys["hash"].drop_nulls().sort()
     repeated = hashes.filter(hashes == hashes.shift(1)).unique()
     if repeated.is_empty():
         return pl.DataFrame(schema=ERROR_SCHEMA)
@@ -114,7 +116,7 @@ def _duplicates(column: str, parts: list[pl.DataFrame]) -> pl.DataFrame:
         .with_columns(pl.when(~pl.col("same")).then(pl.col("row")).forward_fill().alias("first"))
         .filter(pl.col("same"))
         .select(
-            "row",
+            pl.col("row").cast(pl.UInt32),
             pl.lit(column, pl.String).alias("column"),
             pl.lit("duplicate", pl.String).alias("code"),
             pl.format("{} repeats row {}", pl.lit(column), pl.col("first")).alias("message"),

@@ -35,7 +35,7 @@ from jobrunner.pipelines.validation.reading import (
     scan,
 )
 from jobrunner.pipelines.validation.rules import Ruleset
-from jobrunner.pipelines.validation.screen import OK, screened
+from jobrunner.pipelines.validation.screen import OK, STAGED, screened
 from jobrunner.pipelines.validation.sniff import Sniffed, body_not_utf8, sniff
 
 ERROR_COLUMNS = ["row", "column", "code", "message", "value"]
@@ -152,15 +152,26 @@ def _stream(
         )
     estimate = sniffed.estimated_rows
     tally = Tally()
+    pending: list[pl.DataFrame] = []  # rows the screen did not clear, not yet checked
+
+    def check_pending() -> None:
+        if pending:
+            errors = findings_of(pl.concat(pending).lazy(), ruleset, checks)
+            append_csv(report, errors, header=False)
+            tally.add(errors)
+            pending.clear()
+
     for rows in stream:
-        suspects = rows.lazy().filter(~pl.col(OK))  # only these get the full checks
-        errors = findings_of(suspects, ruleset, checks)
-        append_csv(report, errors, header=False)
-        tally.add(errors)
+        pending.append(rows.select(pl.exclude(STAGED)).filter(~pl.col(OK)))
+        # the full checks run on many suspects at once: a plan per batch costs more than
+        # the checks on a clean file's few bad rows
+        if sum(p.height for p in pending) >= batch_rows // 4:
+            check_pending()
         keys.add(rows)
         tally.rows += rows.height
         if on_progress is not None:
             on_progress(min(tally.rows / estimate, 1.0), f"{tally.rows} rows checked")
+    check_pending()
     duplicates = keys.duplicates()
     if duplicates.height:
         tally.add_late(duplicates)

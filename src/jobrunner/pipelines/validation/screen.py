@@ -13,6 +13,7 @@ Unique keys are not screened here: duplicates are found across the whole file (f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import polars as pl
@@ -29,6 +30,7 @@ from jobrunner.pipelines.validation.parse import (
 from jobrunner.pipelines.validation.rules import Column, Cross, Ruleset
 
 OK = "__ok"
+STAGED = "^__s[a-z]_.*$"  # the screen's working columns (trimmed, parsed, hashed values)
 _OPS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     "<": pl.Expr.lt,
     "<=": pl.Expr.le,
@@ -54,6 +56,11 @@ def cross_flag(index: int) -> str:
 def trimmed(name: str) -> str:
     """The column holding ``name``'s value without surrounding spaces."""
     return f"__st_{name}"
+
+
+def key_hash(name: str) -> str:
+    """The column holding a 64-bit hash of a ``unique`` column's trimmed value (null if empty)."""
+    return f"__sh_{name}"
 
 
 def _value(name: str) -> str:
@@ -87,9 +94,21 @@ def screened(
     everything = pl.all_horizontal(names) if names else pl.lit(True)
     return (
         frame.with_columns(_unique_columns(staged))
-        .with_columns(f.fill_null(False) for f in flags)
+        .with_columns(*(f.fill_null(False) for f in flags), *_key_hashes(ruleset, present))
         .with_columns(everything.alias(OK))
     )
+
+
+def _key_hashes(ruleset: Ruleset, present: set[str]) -> list[pl.Expr]:
+    """Hashes of the unique keys, computed here in parallel with the read (see KeyLedger)."""
+    out = []
+    for name in sorted(present):
+        column = ruleset.columns.get(name)
+        if column is not None and column.unique:
+            text = pl.col(trimmed(name))
+            hashed = pl.when(text.str.len_bytes() > 0).then(text.hash(seed=1))
+            out.append(hashed.alias(key_hash(name)))
+    return out
 
 
 def _required(ruleset: Ruleset, category: str | None) -> set[str]:
@@ -125,9 +144,15 @@ def _column(name: str, column: Column, required: bool) -> tuple[list[pl.Expr], p
     raw = pl.col(name)
     staged: list[pl.Expr] = []
     conditions: list[pl.Expr] = []
-    # a typed value that passes is never empty; text and plain lists need trimming to tell
-    check_filled = required and (column.type in ("string", "list") and not _url_list(column))
-    texts = column.min_length is not None or column.pattern is not None or column.unique
+    # a pattern that cannot match spaces at either end is matched against the value as
+    # written: where it matches, trimming would change nothing
+    on_raw = column.pattern is not None and edges_never_space(column.pattern)
+    # a typed value that passes is never empty, nor is one matching such a pattern; other
+    # text and plain lists need trimming to tell
+    check_filled = (
+        required and column.type in ("string", "list") and not _url_list(column) and not on_raw
+    )
+    texts = column.min_length is not None or (column.pattern and not on_raw) or column.unique
     if check_filled or texts:
         staged.append(raw.str.strip_chars().alias(trimmed(name)))
     text = pl.col(trimmed(name))
@@ -141,12 +166,37 @@ def _column(name: str, column: Column, required: bool) -> tuple[list[pl.Expr], p
     if column.min_length is not None:
         conditions.append(text.str.len_chars() >= column.min_length)
     if column.pattern is not None:
-        conditions.append(text.str.contains(column.pattern))
+        conditions.append((raw if on_raw else text).str.contains(column.pattern))
     if column.one_of is not None:
         conditions.append(_one_of(raw, column.one_of))
     ok = pl.all_horizontal(conditions) if conditions else pl.lit(True)
     # a missing value breaks only ``required``; an empty quoted one goes to the full checks
     return staged, pl.when(raw.is_null()).then(pl.lit(not required)).otherwise(ok)
+
+
+_SAFE_LITERAL = re.compile(r"[A-Za-z0-9_]")
+_SAFE_CLASS = re.compile(r"\[[A-Za-z0-9_\-]+\]")  # e.g. [A-Z], [0-9a-f_-]: no space, no escape
+_AT_LEAST_ONCE = re.compile(r"(?:\+|\{[1-9][0-9]*(?:,[0-9]*)?\})\??$")
+
+
+def edges_never_space(pattern: str) -> bool:
+    """True when ``pattern`` is anchored at both ends and both its first and last character
+    can only be letters, digits or the like, so no value it matches starts or ends with a
+    space. A deliberately narrow reading: anything it does not recognise answers False."""
+    if not (pattern.startswith("^") and pattern.endswith("$")) or "|" in pattern:
+        return False
+    body = pattern[1:-1]
+    if body.endswith("\\"):  # the '$' was escaped: not an anchor
+        return False
+    first = _SAFE_CLASS.match(body) or _SAFE_LITERAL.match(body)
+    if first is None or body[first.end() :].startswith(("?", "*", "{0")):
+        return False  # not a safe first atom, or one that may be skipped
+    repeat = _AT_LEAST_ONCE.search(body)
+    core = body[: repeat.start()] if repeat else body
+    last = re.search(r"(?:\[[A-Za-z0-9_\-]+\]|(?<!\\)[A-Za-z0-9_])$", core)
+    if repeat is None and core[-1:] in ("*", "?", "}", ")"):
+        return False
+    return last is not None
 
 
 def _one_of(raw: pl.Expr, allowed: list[str]) -> pl.Expr:
