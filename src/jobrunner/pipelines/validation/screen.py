@@ -147,11 +147,10 @@ def _column(name: str, column: Column, required: bool) -> tuple[list[pl.Expr], p
     # a pattern that cannot match spaces at either end is matched against the value as
     # written: where it matches, trimming would change nothing
     on_raw = column.pattern is not None and edges_never_space(column.pattern)
-    # a typed value that passes is never empty, nor is one matching such a pattern; other
-    # text and plain lists need trimming to tell
-    check_filled = (
-        required and column.type in ("string", "list") and not _url_list(column) and not on_raw
-    )
+    # a typed value that passes is never empty, nor is one matching such a pattern or one of
+    # the allowed values; other text and plain lists need trimming to tell
+    implied = _url_list(column) or on_raw or bool(column.one_of and _plain(column.one_of))
+    check_filled = required and column.type in ("string", "list") and not implied
     texts = column.min_length is not None or (column.pattern and not on_raw) or column.unique
     if check_filled or texts:
         staged.append(raw.str.strip_chars().alias(trimmed(name)))
@@ -199,8 +198,13 @@ def edges_never_space(pattern: str) -> bool:
     return last is not None
 
 
+def _plain(allowed: list[str]) -> list[str]:
+    """The allowed values a raw value can equal as written: others only match once trimmed."""
+    return [v for v in allowed if v and v == v.strip()]
+
+
 def _one_of(raw: pl.Expr, allowed: list[str]) -> pl.Expr:
-    plain = [v for v in allowed if v and v == v.strip()]  # others only match once trimmed
+    plain = _plain(allowed)
     if not plain:
         return pl.lit(False)
     if len(plain) > 8:
