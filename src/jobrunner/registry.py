@@ -17,6 +17,7 @@ from jobrunner.errors import ConfigError, InvalidParamsError, UnknownTaskError
 
 P = TypeVar("P", bound=BaseModel)
 TaskFn = Callable[[Any, P], Awaitable[Any]]
+Closer = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,29 @@ def task(
 class Registry:
     """The tasks one application knows, by name."""
 
-    def __init__(self, tasks: Iterable[Task[Any]] = ()) -> None:
+    def __init__(self, tasks: Iterable[Task[Any]] = (), closers: Iterable[Closer] = ()) -> None:
         self._tasks: dict[str, Task[Any]] = {}
         for t in tasks:
             if t.name in self._tasks:
                 raise ConfigError(f"task {t.name!r} is listed twice")
             self._tasks[t.name] = t
+        self._closers = list(closers)
+
+    def on_close(self, closer: Closer) -> None:
+        """Run ``closer`` when the worker stops: tasks' shared resources (process pools)."""
+        self._closers.append(closer)
+
+    async def close(self) -> None:
+        """Run every closer, each once, even if one fails (the failure is re-raised after)."""
+        closers, self._closers = self._closers, []
+        errors = []
+        for closer in closers:
+            try:
+                await closer()
+            except Exception as exc:  # the others still get to close
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def get(self, name: str) -> Task[Any]:
         try:
@@ -124,4 +142,4 @@ class Registry:
         return name in self._tasks
 
     def merged(self, other: Iterable[Task[Any]]) -> Registry:
-        return Registry([*self._tasks.values(), *other])
+        return Registry([*self._tasks.values(), *other], self._closers)

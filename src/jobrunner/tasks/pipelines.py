@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobrunner.context import JobContext
 from jobrunner.errors import PermanentError
-from jobrunner.pipelines.pdf import extract_pdf
+from jobrunner.pipelines.pdf import close_pdf_pool, extract_pdf
 from jobrunner.pipelines.report import ReportSpec, build_report
 from jobrunner.pipelines.rows import count_rows
 from jobrunner.pipelines.validation.rules import load_ruleset
@@ -164,3 +164,9 @@ PIPELINE_TASKS: tuple[Task[Any], ...] = (
     generate_report,
     sync_connector,
 )
+
+
+async def close_pipeline_resources() -> None:
+    """Stop what the pipelines keep between jobs: the PDF process pool (its shutdown waits
+    for the processes, so off the event loop)."""
+    await asyncio.to_thread(close_pdf_pool)

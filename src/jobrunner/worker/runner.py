@@ -173,6 +173,10 @@ class WorkerRunner:
         await self._wake.stop()
         with contextlib.suppress(Exception):
             await WorkerRegistry(self.redis, self.keys).remove(self.worker_id)
+        try:  # the tasks' shared resources (process pools), once no job uses them
+            await self.registry.close()
+        except Exception:
+            log.exception("closing the tasks' resources failed")
         log.info("worker stopped", worker_id=self.worker_id)
 
     async def __aenter__(self) -> WorkerRunner:
