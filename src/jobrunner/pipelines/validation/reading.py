@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import polars as pl
 
@@ -69,9 +70,16 @@ def columns_of(lf: pl.LazyFrame) -> list[str]:
 
 def batches(lf: pl.LazyFrame, mapping: dict[str, str], batch_rows: int) -> Iterator[pl.DataFrame]:
     """The file in batches of at most ``batch_rows`` records, columns renamed to canonical."""
-    try:
+    with read_errors():
         for batch in lf.collect_batches(chunk_size=batch_rows):
             yield batch.rename(mapping)
+
+
+@contextmanager
+def read_errors() -> Iterator[None]:
+    """polars' errors while reading the CSV as ours: NotUtf8, or a csv_unreadable failure."""
+    try:
+        yield
     except pl.exceptions.ComputeError as exc:
         if "utf-8" in str(exc).lower():
             raise NotUtf8(str(exc)) from exc
