@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 from jobrunner.pipelines.validation.checks import compile_checks
 from jobrunner.pipelines.validation.findings import findings_of
-from jobrunner.pipelines.validation.reading import ROW
+from jobrunner.pipelines.validation.reading import EXTRA, ROW
 from jobrunner.pipelines.validation.rules import Ruleset, load_ruleset
 from jobrunner.pipelines.validation.screen import OK, edges_never_space, screened
 
@@ -164,6 +164,7 @@ POOLS = {
     "pics": LISTS,
     "text_num": NUMBERS,
     "extra": TEXTS,
+    EXTRA: ["x", ""],  # a field past the header's last column
 }
 
 

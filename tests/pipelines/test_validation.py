@@ -181,10 +181,19 @@ def test_category_rules_add_required_columns(tmp_path: Path) -> None:
 
 
 def test_quoted_newline_and_ragged_rows(tmp_path: Path) -> None:
-    text = 'sku,title,price\nA,"two\nlines",10\nB,Short\nC,Fine,1,extra\n'
+    text = 'sku,title,price\nA,"two\nlines",10\nB,Short\nC,Fine,1,extra,more\nD,"a,b",2\n'
     result = run(tmp_path, write(tmp_path, text), ruleset="default")
-    assert result.total_rows == 3
-    assert [(e["row"], e["code"]) for e in result.sample_errors] == [(3, "required")]
+    assert result.total_rows == 4
+    assert [(e["row"], e["column"], e["code"]) for e in result.sample_errors] == [
+        (3, "price", "required"),  # a short row's missing fields are empty
+        (4, "*", "ragged_row"),  # a long row is reported, not silently cut
+    ]
+    ragged = result.sample_errors[1]
+    assert ragged["value"] == "extra"
+    assert ragged["message"] == (
+        "the row has more fields than the header's 3; the extra ones are ignored"
+    )
+    assert result.invalid_rows == 2 and result.errors_by_column == {"price": 1, "*": 1}
 
 
 def test_header_only_is_a_valid_empty_result(tmp_path: Path) -> None:
@@ -270,3 +279,20 @@ def test_row_limit_is_a_file_error(tmp_path: Path) -> None:
     )
     assert [e["code"] for e in result.file_errors] == ["too_many_rows"]
     assert result.valid_rows == 0
+
+
+def test_correction_keeps_the_header_columns_of_a_ragged_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "sku,title,price\nA, Shirt ,10\nB,Cap,5,oops\n")
+    result = correct_csv_file(
+        path,
+        ruleset=load_ruleset("default"),
+        corrected_path=tmp_path / "fixed.csv",
+        changelog_path=tmp_path / "log.csv",
+        report_path=tmp_path / "report.csv",
+    )
+    assert (tmp_path / "fixed.csv").read_text().splitlines() == [
+        "sku,title,price",
+        "A,Shirt,10",
+        "B,Cap,5",
+    ]
+    assert result.errors_by_code == {"ragged_row": 1}

@@ -22,8 +22,9 @@ from jobrunner.pipelines.validation.parse import (
     item_count,
     valid_of_type,
 )
+from jobrunner.pipelines.validation.reading import EXTRA
 from jobrunner.pipelines.validation.rules import Column, Cross, Ruleset
-from jobrunner.pipelines.validation.screen import column_flag, cross_flag
+from jobrunner.pipelines.validation.screen import RAGGED_FLAG, column_flag, cross_flag
 
 _OPS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     "<": operator.lt,
@@ -43,6 +44,7 @@ class Check:
     bad: pl.Expr
     flag: str = ""  # the screen's flag: where it is True, this check cannot fail
     reads: tuple[str, ...] = ()  # the columns whose features ``bad`` reads
+    shows: str = ""  # the column whose text the finding reports (default: ``column``)
 
 
 def _trim(name: str) -> pl.Expr:
@@ -97,7 +99,8 @@ def required_columns(ruleset: Ruleset, category: str | None) -> list[str]:
 
 
 def compile_checks(ruleset: Ruleset, present: set[str], category: str | None) -> list[Check]:
-    """Every check that applies to a file with the ``present`` columns, in report order."""
+    """Every check that applies to a file with the ``present`` columns, in report order
+    (``__extra`` among them when the file was scanned for rows with too many fields)."""
     checks: list[Check] = []
     for name, column in ruleset.columns.items():
         if name in present:
@@ -113,6 +116,11 @@ def compile_checks(ruleset: Ruleset, present: set[str], category: str | None) ->
         if {rule.left, rule.right} <= present:
             check = _cross(rule, ruleset)
             checks.append(replace(check, flag=cross_flag(index), reads=(rule.left, rule.right)))
+    if EXTRA in present:  # often a delimiter left unquoted inside a value
+        width = len(present - {EXTRA})
+        message = f"the row has more fields than the header's {width}; the extra ones are ignored"
+        extra = pl.col(EXTRA).is_not_null()
+        checks.append(Check("*", "ragged_row", message, extra, RAGGED_FLAG, (), shows=EXTRA))
     return checks
 
 

@@ -9,7 +9,7 @@ import polars as pl
 
 from jobrunner.pipelines.validation.findings import UniqueKeys, append_csv
 from jobrunner.pipelines.validation.fixes import fix_expressions
-from jobrunner.pipelines.validation.reading import ROW
+from jobrunner.pipelines.validation.reading import EXTRA, ROW
 from jobrunner.pipelines.validation.rules import Ruleset
 
 CHANGE_SCHEMA = {"row": pl.UInt32, "column": pl.String, "before": pl.String, "after": pl.String}
@@ -55,7 +55,7 @@ class Corrector:
             )
             changed = pl.concat([changed, removed]) if changed.height else removed
         kept = fixed.filter(~drop)
-        append_csv(self.out, kept.drop(ROW), self.first)
+        append_csv(self.out, kept.drop(ROW, EXTRA, strict=False), self.first)
         append_csv(
             self.log,
             changed

@@ -166,7 +166,7 @@ def findings_of(frame: pl.LazyFrame, ruleset: Ruleset, checks: list[Check]) -> p
                 pl.lit(check.column, pl.String).alias("column"),
                 pl.lit(check.code, pl.String).alias("code"),
                 pl.lit(check.message, pl.String).alias("message"),
-                pl.col(check.column).cast(pl.String).alias("value"),
+                pl.col(check.shows or check.column).cast(pl.String).alias("value"),
             )
             for i, check in members.items()
         ]

@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import polars as pl
 
@@ -14,6 +15,7 @@ from jobrunner.pipelines.validation.rules import Ruleset
 from jobrunner.pipelines.validation.sniff import Sniffed
 
 ROW = "__row"
+EXTRA = "__extra"
 
 
 def _norm(name: str) -> str:
@@ -46,7 +48,15 @@ class NotUtf8(Exception):
 
 
 def scan(sniffed: Sniffed) -> pl.LazyFrame:
-    """All columns as strings; ``__row`` is the record's line number (the header is line 1)."""
+    """All columns as strings; ``__row`` is the record's number (the header is 1), and
+    ``__extra`` the first field past the header's last column on rows that have more fields
+    than the header (null elsewhere; the fields after it are dropped)."""
+    header = columns_of(_scan(sniffed, has_header=True))
+    schema = {name: pl.String for name in [*header, EXTRA]}
+    return _scan(sniffed, has_header=False, skip_rows=1, schema=schema)
+
+
+def _scan(sniffed: Sniffed, **options: Any) -> pl.LazyFrame:
     return pl.scan_csv(
         sniffed.path,
         separator=sniffed.delimiter,
@@ -54,16 +64,18 @@ def scan(sniffed: Sniffed) -> pl.LazyFrame:
         truncate_ragged_lines=True,
         # strict UTF-8 reads faster than lossy; a bad byte stops the read (see NotUtf8)
         encoding="utf8-lossy" if sniffed.lossy else "utf8",
-        missing_columns="insert",
+        missing_columns="insert",  # fields a short row lacks are null
         raise_if_empty=False,
         row_index_name=ROW,
         row_index_offset=2,
+        **options,
     )
 
 
 def columns_of(lf: pl.LazyFrame) -> list[str]:
+    """The file's columns as read (not the row number, not ``__extra``)."""
     try:
-        return [c for c in lf.collect_schema().names() if c != ROW]
+        return [c for c in lf.collect_schema().names() if c not in (ROW, EXTRA)]
     except pl.exceptions.PolarsError as exc:
         raise PermanentError(f"cannot parse the CSV header: {exc}", code="csv_unreadable") from exc
 

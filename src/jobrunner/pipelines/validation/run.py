@@ -28,6 +28,7 @@ from jobrunner.pipelines.validation.findings import (
     findings_of,
 )
 from jobrunner.pipelines.validation.reading import (
+    EXTRA,
     NotUtf8,
     batches,
     columns_of,
@@ -128,7 +129,7 @@ def _stream(
     lf = scan(sniffed)
     mapping = header_mapping(columns_of(lf), ruleset)
     present = list(mapping.values())
-    checks = compile_checks(ruleset, set(present), category)
+    checks = compile_checks(ruleset, {*present, EXTRA}, category)
     corrector = None
     unique = [c for c in present if c in ruleset.columns and ruleset.columns[c].unique]
     if outputs.corrected is not None and outputs.changelog is not None:
@@ -141,7 +142,7 @@ def _stream(
     report.write(",".join(ERROR_COLUMNS) + "\n")
 
     def screen(frame: pl.LazyFrame) -> pl.LazyFrame:
-        return screened(frame, ruleset, set(present), category)
+        return screened(frame, ruleset, {*present, EXTRA}, category)
 
     if corrector is None:  # one lazy plan: reading and the screen stream in parallel
         stream = batches(screen(lf.rename(mapping)), {}, batch_rows)

@@ -27,6 +27,7 @@ from jobrunner.pipelines.validation.parse import (
     gtin_number,
     plain_decimal,
 )
+from jobrunner.pipelines.validation.reading import EXTRA
 from jobrunner.pipelines.validation.rules import Column, Cross, Ruleset
 
 OK = "__ok"
@@ -41,6 +42,9 @@ _OPS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
 }
 _SEPARATORS = ("|", ";", ",")
 _ITEM_URL = r"https?://[^\s|;,]+"
+
+
+RAGGED_FLAG = "__ok_fields"  # the row has no more fields than the header
 
 
 def column_flag(name: str) -> str:
@@ -90,6 +94,8 @@ def screened(
         if {rule.left, rule.right} <= present:
             staged += [_number(n, ruleset.columns.get(n)) for n in (rule.left, rule.right)]
             flags.append(_cross(rule, ruleset).alias(cross_flag(index)))
+    if EXTRA in present:  # the row has more fields than the header
+        flags.append(pl.col(EXTRA).is_null().alias(RAGGED_FLAG))
     names = [f.meta.output_name() for f in flags]
     everything = pl.all_horizontal(names) if names else pl.lit(True)
     return (
