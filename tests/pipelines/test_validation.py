@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobrunner.errors import PermanentError
+from jobrunner.pipelines.validation import report_file
 from jobrunner.pipelines.validation.rules import available_rulesets, load_ruleset
 from jobrunner.pipelines.validation.run import correct_csv_file, validate_csv_file
 
@@ -85,7 +86,11 @@ def test_cross_field_duplicates_lengths_and_item_counts(tmp_path: Path) -> None:
     assert dup["message"] == "sku repeats row 2" and dup["value"] == "B1"
 
 
-def test_duplicates_are_merged_into_the_report_in_row_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hold_rows", [500_000, 1])  # merged in memory / by rewriting
+def test_duplicates_are_merged_into_the_report_in_row_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hold_rows: int
+) -> None:
+    monkeypatch.setattr(report_file, "HOLD_ROWS", hold_rows)
     rows = [f"K{i % 3};Produto {i};-1;;1;;new;MLB1;" for i in range(7)]  # K0 K1 K2 K0 ...
     rows.append(" K1 ;Produto 8;10;;1;;new;MLB1;")  # the same key once trimmed
     result = run(tmp_path, write(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n"), batch_rows=2)

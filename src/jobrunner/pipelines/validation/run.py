@@ -20,10 +20,8 @@ from pydantic import BaseModel
 from jobrunner.pipelines.validation.checks import compile_checks
 from jobrunner.pipelines.validation.correct import Corrector
 from jobrunner.pipelines.validation.findings import (
-    ERROR_SCHEMA,
     KeyLedger,
     Tally,
-    append_csv,
     file_errors_of,
     findings_of,
 )
@@ -35,11 +33,11 @@ from jobrunner.pipelines.validation.reading import (
     header_mapping,
     scan,
 )
+from jobrunner.pipelines.validation.report_file import ReportFile
 from jobrunner.pipelines.validation.rules import Ruleset
 from jobrunner.pipelines.validation.screen import OK, STAGED, screened
 from jobrunner.pipelines.validation.sniff import Sniffed, body_not_utf8, sniff
 
-ERROR_COLUMNS = ["row", "column", "code", "message", "value"]
 Progress = Callable[[float, str], None]
 
 
@@ -138,8 +136,8 @@ def _stream(
         corrector = Corrector(ruleset, present, out, log)
         unique = []  # the corrector drops duplicates instead of reporting them
     keys = KeyLedger(unique)
-    report = stack.enter_context(outputs.report.open("w", encoding="utf-8", newline=""))
-    report.write(",".join(ERROR_COLUMNS) + "\n")
+    handle = stack.enter_context(outputs.report.open("w", encoding="utf-8", newline=""))
+    report = ReportFile(outputs.report, handle)
 
     def screen(frame: pl.LazyFrame) -> pl.LazyFrame:
         return screened(frame, ruleset, {*present, EXTRA}, category)
@@ -158,7 +156,7 @@ def _stream(
     def check_pending() -> None:
         if pending:
             errors = findings_of(pl.concat(pending).lazy(), ruleset, checks)
-            append_csv(report, errors, header=False)
+            report.add(errors)
             tally.add(errors)
             pending.clear()
 
@@ -174,19 +172,9 @@ def _stream(
             on_progress(min(tally.rows / estimate, 1.0), f"{tally.rows} rows checked")
     check_pending()
     duplicates = keys.duplicates()
-    if duplicates.height:
-        tally.add_late(duplicates)
-        report.close()
-        _merge_into_report(outputs.report, duplicates)
+    tally.add_late(duplicates)
+    report.finish(duplicates)
     return tally, mapping, corrector
-
-
-def _merge_into_report(report: Path, late: pl.DataFrame) -> None:
-    """Rewrite the report with ``late`` findings in row order (streamed, not held whole)."""
-    merged = report.with_suffix(".merged.csv")
-    written = pl.scan_csv(report, schema=ERROR_SCHEMA)
-    pl.concat([written, late.lazy()]).sort("row", maintain_order=True).sink_csv(merged)
-    merged.replace(report)
 
 
 def _row_limit(ruleset: Ruleset, rows: int) -> list[dict[str, Any]]:
