@@ -8,7 +8,7 @@ in its plain form ('12,5', '7891234567895', 'new') is judged at once, anything u
 
 The one rule: a screen may send a clean row on to the full checks, it must never clear a row
 the full checks would flag. tests/pipelines/test_screen.py holds it to that on hostile values.
-Unique keys are not screened here: duplicates are found across the whole file (findings.py).
+Unique keys are only hashed here: duplicates are found across the whole file (findings.py).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from jobrunner.pipelines.validation.reading import EXTRA
 from jobrunner.pipelines.validation.rules import Column, Cross, Ruleset
 
 OK = "__ok"
+RAGGED_FLAG = "__okr"  # the row has no more fields than the header
 STAGED = "^__s[a-z]_.*$"  # the screen's working columns (trimmed, parsed, hashed values)
 _OPS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     "<": pl.Expr.lt,
@@ -42,9 +43,6 @@ _OPS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
 }
 _SEPARATORS = ("|", ";", ",")
 _ITEM_URL = r"https?://[^\s|;,]+"
-
-
-RAGGED_FLAG = "__ok_fields"  # the row has no more fields than the header
 
 
 def column_flag(name: str) -> str:
@@ -157,7 +155,11 @@ def _column(name: str, column: Column, required: bool) -> tuple[list[pl.Expr], p
     # the allowed values; other text and plain lists need trimming to tell
     implied = _url_list(column) or on_raw or bool(column.one_of and _plain(column.one_of))
     check_filled = required and column.type in ("string", "list") and not implied
-    texts = column.min_length is not None or (column.pattern and not on_raw) or column.unique
+    texts = (
+        column.min_length is not None
+        or (column.pattern is not None and not on_raw)
+        or column.unique
+    )
     if check_filled or texts:
         staged.append(raw.str.strip_chars().alias(trimmed(name)))
     text = pl.col(trimmed(name))
