@@ -290,6 +290,24 @@ def test_pool_is_kept_between_documents_and_closed(long_pdf: Path, tmp_path: Pat
     assert pdf_module._POOL is not None and pdf_module._POOL is not first
 
 
+def test_pool_processes_read_a_replaced_file_afresh(tmp_path: Path) -> None:
+    """A pool process keeps its last document open between ranges; a new file at the same
+    path (the next job's scratch file) must still be read, not the kept one."""
+    source = tmp_path / "input.pdf"
+    texts = []
+    for words in ("alpha", "omega"):
+        pdf = FPDF()
+        pdf.set_font("helvetica", size=10)
+        for number in range(1, POOL_MIN_PAGES + 1):
+            pdf.add_page()
+            pdf.cell(text=f"{words} {number}")
+        pdf.output(str(source))
+        _extract(source, tmp_path, processes=2)
+        texts.append([p["text"] for p in _lines(tmp_path / "pages.jsonl")])
+    assert texts[0] == [f"alpha {n}" for n in range(1, POOL_MIN_PAGES + 1)]
+    assert texts[1] == [f"omega {n}" for n in range(1, POOL_MIN_PAGES + 1)]
+
+
 def test_small_documents_and_one_process_stay_in_process(long_pdf: Path, tmp_path: Path) -> None:
     close_pdf_pool()
     _extract(DATA / "pdflatex-4-pages.pdf", tmp_path, processes=2)

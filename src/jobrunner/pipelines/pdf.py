@@ -393,14 +393,53 @@ class _RangeError(NamedTuple):
 def _extract_range(
     path: str, password: str | None, start: int, stop: int, chunk_chars: int
 ) -> list[_Page] | _RangeError:
-    """Pages ``start`` to ``stop - 1`` (0-based), in a pool process: opens its own copy."""
+    """Pages ``start`` to ``stop - 1`` (0-based), in a pool process, from its own copy."""
     try:
-        with _open_document(Path(path), password) as doc:
-            return [
-                _render_page(i + 1, _page_text(doc, i), chunk_chars) for i in range(start, stop)
-            ]
+        doc = _kept_document(path, password)
+        return [_render_page(i + 1, _page_text(doc, i), chunk_chars) for i in range(start, stop)]
     except PermanentError as exc:
+        _release_kept()
         return _RangeError(exc.code, exc.message)
+
+
+class _Kept(NamedTuple):
+    key: tuple[str, int, int, int, str | None]  # path, inode, size, mtime, password
+    doc: Any
+
+
+# Pool processes only: the document the last range was read from, kept open for the next
+# range of the same file. Opening it again would cost more than its pages' share (pdfium
+# loads the fonts anew on the first page it reads: ~9 ms against ~0.7 ms a page). It is
+# closed when a range of another file comes, or when the pool stops; until then a deleted
+# scratch file keeps its disk space (one file per pool process at most).
+_KEPT: _Kept | None = None
+
+
+def _kept_document(path: str, password: str | None) -> Any:
+    global _KEPT
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise PermanentError(f"cannot read {Path(path).name}: {exc}", code="pdf_not_found") from exc
+    key = (path, stat.st_ino, stat.st_size, stat.st_mtime_ns, password)
+    if _KEPT is not None and _KEPT.key == key:
+        return _KEPT.doc
+    _release_kept()
+    try:
+        with _PDFIUM_LOCK:
+            doc = pdfium.PdfDocument(path, password=password)
+    except pdfium.PdfiumError as exc:
+        raise _open_error(Path(path), password, exc) from exc
+    _KEPT = _Kept(key, doc)
+    return doc
+
+
+def _release_kept() -> None:
+    global _KEPT
+    kept, _KEPT = _KEPT, None
+    if kept is not None:
+        with _PDFIUM_LOCK:
+            kept.doc.close()
 
 
 def _ranges(limit: int, processes: int) -> list[tuple[int, int]]:
