@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from jobrunner.errors import PermanentError
 from jobrunner.pipelines.validation import report_file
+from jobrunner.pipelines.validation.fixes import fix_plan
 from jobrunner.pipelines.validation.rules import available_rulesets, load_ruleset
 from jobrunner.pipelines.validation.run import correct_csv_file, validate_csv_file
 
@@ -301,3 +303,23 @@ def test_correction_keeps_the_header_columns_of_a_ragged_file(tmp_path: Path) ->
         "B,Cap,5",
     ]
     assert result.errors_by_code == {"ragged_row": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "fixed"),
+    [
+        ("36000291452", "0036000291452"),  # 11 digits whose padded GTIN checks out
+        ("36000291453", "36000291453"),  # wrong check digit: left as it is
+        ("96385074", "0000096385074"),  # a GTIN-8
+        ("789 1234-567895", "7891234567895"),  # spaces and dashes go
+        ("+36000291452", "+36000291452"),  # a sign is no digit
+        ("1234567", "1234567"),  # too short to be a GTIN
+        (" 07891234567895 ", "07891234567895"),  # 14 digits: trimmed only
+    ],
+)
+def test_gtin_fix_restores_dropped_zeros_only_where_the_code_checks_out(
+    value: str, fixed: str
+) -> None:
+    ruleset = load_ruleset("default")
+    frame = pl.DataFrame({"gtin": [value]})
+    assert fix_plan(ruleset, ["gtin"]).apply(frame).to_dicts() == [{"gtin": fixed}]

@@ -8,7 +8,7 @@ from typing import IO
 import polars as pl
 
 from jobrunner.pipelines.validation.findings import UniqueKeys, append_csv
-from jobrunner.pipelines.validation.fixes import fix_expressions
+from jobrunner.pipelines.validation.fixes import fix_plan
 from jobrunner.pipelines.validation.reading import EXTRA, ROW
 from jobrunner.pipelines.validation.rules import Ruleset
 
@@ -32,7 +32,7 @@ class Corrector:
     """Applies fixes to each batch, drops duplicate keys, writes corrected rows and a change log."""
 
     def __init__(self, ruleset: Ruleset, columns: list[str], out: IO[str], log: IO[str]) -> None:
-        self.fixes = fix_expressions(ruleset, columns)
+        self.fixes = fix_plan(ruleset, columns)
         self.columns = columns
         self.unique = UniqueKeys(
             [c for c in columns if ruleset.columns.get(c) and ruleset.columns[c].unique]
@@ -42,7 +42,7 @@ class Corrector:
         self.changes: Counter[str] = Counter()
 
     def apply(self, batch: pl.DataFrame) -> pl.DataFrame:
-        fixed = batch.with_columns(self.fixes)
+        fixed = self.fixes.apply(batch)
         changed = _changes(batch, fixed, self.columns)
         drop = pl.Series([False] * fixed.height)
         for column, mask in self.unique.duplicates(fixed).items():
