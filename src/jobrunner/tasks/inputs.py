@@ -8,10 +8,14 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from jobrunner.context import JobContext
 from jobrunner.errors import BlobNotFoundError, PermanentError
+
+T = TypeVar("T")
+STOP_WAIT = 5.0  # seconds a stopped pipeline thread gets to notice and finish
 
 
 async def input_path(ctx: JobContext, uri: str) -> Path:
@@ -46,12 +50,35 @@ async def scratch_dir() -> AsyncIterator[Path]:
         await asyncio.to_thread(shutil.rmtree, path, True)
 
 
+class PipelineStopped(Exception):
+    """Raised in a pipeline's thread, at its next progress report, once its job has gone
+    (cancelled, timed out, or the worker shutting down)."""
+
+
 def percent_reporter(
     ctx: JobContext, start: float = 0.0, end: float = 100.0
 ) -> Callable[..., None]:
-    """A thread-safe callback for pure pipeline code reporting a 0..1 fraction."""
+    """A thread-safe callback for pure pipeline code reporting a 0..1 fraction. It is also
+    where that code learns that its job has gone: the call raises PipelineStopped."""
 
     def report(fraction: float, message: str | None = None) -> None:
+        if ctx.cancel_token.is_set():
+            raise PipelineStopped(f"job {ctx.job_id} stopped")
         ctx.progress_threadsafe(start + (end - start) * min(max(fraction, 0.0), 1.0), message)
 
     return report
+
+
+async def in_thread(ctx: JobContext, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a thread. If the job goes meanwhile, the thread is told (see
+    percent_reporter) and given ``STOP_WAIT`` seconds to finish before the cancellation goes
+    on, so that the scratch files it writes are not removed under it."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        ctx.cancel_token.set()
+        await asyncio.wait({work}, timeout=STOP_WAIT)
+        if work.done() and not work.cancelled():
+            work.exception()  # retrieved: a PipelineStopped here is the expected end
+        raise

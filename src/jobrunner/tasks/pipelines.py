@@ -20,7 +20,7 @@ from jobrunner.pipelines.validation.rules import load_ruleset
 from jobrunner.pipelines.validation.run import ValidationResult, validate_csv_file
 from jobrunner.registry import Task, task
 from jobrunner.tasks.fetch import fetch_to_file
-from jobrunner.tasks.inputs import input_path, percent_reporter, scratch_dir
+from jobrunner.tasks.inputs import in_thread, input_path, percent_reporter, scratch_dir
 
 
 class PdfParams(BaseModel):
@@ -38,7 +38,8 @@ async def process_pdf(ctx: JobContext, params: PdfParams) -> dict[str, Any]:
     source = await input_path(ctx, params.input_uri)
     processes = ctx.settings.pdf_processes if ctx.settings else 0
     async with scratch_dir() as tmp:
-        result = await asyncio.to_thread(
+        result = await in_thread(
+            ctx,
             extract_pdf,
             source,
             password=params.password,
@@ -124,7 +125,8 @@ async def _check_csv(ctx: JobContext, params: CsvParams, *, fix: bool) -> dict[s
     user_dir = ctx.settings.rulesets_dir if ctx.settings else None
     ruleset = await asyncio.to_thread(load_ruleset, params.ruleset, params.marketplace, user_dir)
     async with scratch_dir() as tmp:
-        result: ValidationResult = await asyncio.to_thread(
+        result: ValidationResult = await in_thread(
+            ctx,
             validate_csv_file,
             source,
             ruleset=ruleset,

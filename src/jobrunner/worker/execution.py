@@ -154,6 +154,7 @@ async def _execute(
     except TimeoutError as exc:
         if not timeout.expired():
             return None, _error_of(exc, ctx.attempt)
+        ctx.cancel_token.set()  # threads the task started stop too, not only its coroutine
         message = f"attempt {ctx.attempt} exceeded its {record.timeout_seconds:g}s timeout"
         return None, JobError(
             type="TimeoutError",
