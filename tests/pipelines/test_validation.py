@@ -169,6 +169,21 @@ def test_headers_match_aliases_whatever_their_case_accents_and_spacing(tmp_path:
     }
 
 
+def test_columns_no_rule_reads_are_skipped_and_plain_ones_accepted(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "mine.toml").write_text(
+        'extends = "default"\n[columns.color]\ntype = "string"\n'  # declared, no constraint
+        '[[cross]]\nleft = "cost"\nop = "<="\nright = "price"\ncode = "cost_above_price"\n'
+    )
+    ruleset = load_ruleset("mine", user_dir=tmp_path / "rules")
+    text = "sku,title,price,color,cost,notes\nA,Shirt,10,blue,12,anything\nB,Cap,5,,1,\n"
+    result = validate_csv_file(
+        write(tmp_path, text), ruleset=ruleset, report_path=tmp_path / "report.csv"
+    )
+    assert [(e["row"], e["code"]) for e in result.sample_errors] == [(2, "cost_above_price")]
+    assert result.total_rows == 2
+
+
 def test_missing_required_column_spoils_every_row(tmp_path: Path) -> None:
     path = write(tmp_path, "sku,title,price\nA,Shirt,10\n")
     result = run(tmp_path, path)

@@ -98,6 +98,13 @@ def required_columns(ruleset: Ruleset, category: str | None) -> list[str]:
     return names
 
 
+def columns_read(ruleset: Ruleset, present: list[str], category: str | None) -> list[str]:
+    """The ``present`` columns a ruleset says anything about, in file order."""
+    named = set(ruleset.columns) | set(required_columns(ruleset, category))
+    named |= {n for rule in ruleset.cross for n in (rule.left, rule.right)}
+    return [name for name in present if name in named]
+
+
 def compile_checks(ruleset: Ruleset, present: set[str], category: str | None) -> list[Check]:
     """Every check that applies to a file with the ``present`` columns, in report order
     (``__extra`` among them when the file was scanned for rows with too many fields)."""

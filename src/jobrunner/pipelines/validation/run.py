@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel
 
-from jobrunner.pipelines.validation.checks import compile_checks
+from jobrunner.pipelines.validation.checks import columns_read, compile_checks
 from jobrunner.pipelines.validation.correct import Corrector
 from jobrunner.pipelines.validation.findings import (
     KeyLedger,
@@ -27,6 +27,7 @@ from jobrunner.pipelines.validation.findings import (
 )
 from jobrunner.pipelines.validation.reading import (
     EXTRA,
+    ROW,
     NotUtf8,
     batches,
     columns_of,
@@ -143,7 +144,9 @@ def _stream(
         return screened(frame, ruleset, {*present, EXTRA}, category)
 
     if corrector is None:  # one lazy plan: reading and the screen stream in parallel
-        stream = batches(screen(lf.rename(mapping)), {}, batch_rows)
+        # only the columns the rules read are turned into strings (exports carry many more)
+        frame = lf.rename(mapping).select(ROW, EXTRA, *columns_read(ruleset, present, category))
+        stream = batches(screen(frame), {}, batch_rows)
     else:  # fixes hold state (duplicates, change log), so the screen follows batch by batch
         stream = (
             screen(corrector.apply(batch).lazy()).collect()
