@@ -22,7 +22,8 @@ class JobContext:
     """Passed to every task run as its first argument.
 
     CPU-heavy work belongs in a thread (``await asyncio.to_thread(fn, ...)``) or a process
-    pool; such code can poll ``cancel_token.is_set()`` to stop early, and report progress with
+    pool; such code can poll ``cancel_token.is_set()`` (set when the job is cancelled, times
+    out or the worker shuts down) to stop early, and report progress with
     ``progress_threadsafe`` since it is not on the event loop.
     """
 
