@@ -7,8 +7,6 @@ its minimum or for a cross-field rule.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import polars as pl
@@ -23,17 +21,19 @@ from jobrunner.pipelines.validation.parse import (
     valid_of_type,
 )
 from jobrunner.pipelines.validation.reading import EXTRA
-from jobrunner.pipelines.validation.rules import Column, Cross, Ruleset
-from jobrunner.pipelines.validation.screen import RAGGED_FLAG, column_flag, cross_flag
+from jobrunner.pipelines.validation.rules import COMPARISONS, Column, Cross, Ruleset
 
-_OPS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
+RAGGED_FLAG = "__okr"  # the screen's flag: the row has no more fields than the header
+
+
+def column_flag(name: str) -> str:
+    """The screen's flag: ``name``'s value passes all of its column's checks."""
+    return f"__ok_{name}"
+
+
+def cross_flag(index: int) -> str:
+    """The screen's flag: the ruleset's cross rule number ``index`` holds."""
+    return f"__okx_{index}"
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,7 @@ def _numeric(name: str, ruleset: Ruleset) -> pl.Expr:
 
 def _cross(rule: Cross, ruleset: Ruleset) -> Check:
     left, right = _numeric(rule.left, ruleset), _numeric(rule.right, ruleset)
-    holds = _OPS[rule.op](left, right)
+    holds: pl.Expr = COMPARISONS[rule.op](left, right)
     message = rule.message or f"{rule.left} must be {rule.op} {rule.right}"
     both = left.is_not_null() & right.is_not_null()
     return Check(rule.left, rule.code, message, both & ~holds)

@@ -31,10 +31,12 @@ Schema (all keys optional unless said)::
 
 from __future__ import annotations
 
+import operator
 import tomllib
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -59,6 +61,17 @@ class Column(BaseModel):
     one_of: list[str] | None = None
     item_type: ColumnType | None = None
     max_items: int | None = Field(default=None, ge=1)
+
+
+# what a cross rule's op means; operator's functions work on polars expressions as on numbers
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 
 class Cross(BaseModel):

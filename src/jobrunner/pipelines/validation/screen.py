@@ -14,10 +14,15 @@ Unique keys are only hashed here: duplicates are found across the whole file (fi
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import polars as pl
 
+from jobrunner.pipelines.validation.checks import (
+    RAGGED_FLAG,
+    column_flag,
+    cross_flag,
+    required_columns,
+)
 from jobrunner.pipelines.validation.parse import (
     EMAIL,
     TRUTHY,
@@ -28,31 +33,12 @@ from jobrunner.pipelines.validation.parse import (
     plain_decimal,
 )
 from jobrunner.pipelines.validation.reading import EXTRA
-from jobrunner.pipelines.validation.rules import Column, Cross, Ruleset
+from jobrunner.pipelines.validation.rules import COMPARISONS, Column, Cross, Ruleset
 
 OK = "__ok"
-RAGGED_FLAG = "__okr"  # the row has no more fields than the header
 STAGED = "^__s[a-z]_.*$"  # the screen's working columns (trimmed, parsed, hashed values)
-_OPS: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
-    "<": pl.Expr.lt,
-    "<=": pl.Expr.le,
-    ">": pl.Expr.gt,
-    ">=": pl.Expr.ge,
-    "==": pl.Expr.eq,
-    "!=": pl.Expr.ne,
-}
 _SEPARATORS = ("|", ";", ",")
 _ITEM_URL = r"https?://[^\s|;,]+"
-
-
-def column_flag(name: str) -> str:
-    """The column holding whether ``name``'s value passes all of its column's checks."""
-    return f"__ok_{name}"
-
-
-def cross_flag(index: int) -> str:
-    """The column holding whether the ruleset's cross rule number ``index`` holds."""
-    return f"__okx_{index}"
 
 
 def trimmed(name: str) -> str:
@@ -75,7 +61,7 @@ def screened(
     """``frame`` plus ``__ok`` (True: no check can fail on this row), one flag per column and
     cross rule (``column_flag``, ``cross_flag``: which checks a row still needs) and, for every
     column the screen or the unique keys need trimmed, ``__st_<column>``."""
-    required = _required(ruleset, category)
+    required = set(required_columns(ruleset, category))
     staged: list[pl.Expr] = []
     flags: list[pl.Expr] = []
     for name in sorted(present):
@@ -113,13 +99,6 @@ def _key_hashes(ruleset: Ruleset, present: set[str]) -> list[pl.Expr]:
             hashed = pl.when(text.str.len_bytes() > 0).then(text.hash(seed=1))
             out.append(hashed.alias(key_hash(name)))
     return out
-
-
-def _required(ruleset: Ruleset, category: str | None) -> set[str]:
-    names = {n for n, c in ruleset.columns.items() if c.required}
-    if category and category in ruleset.categories:
-        names |= set(ruleset.categories[category].required)
-    return names
 
 
 def _unique_columns(exprs: list[pl.Expr]) -> list[pl.Expr]:
@@ -270,6 +249,6 @@ def _list(raw: pl.Expr, column: Column) -> pl.Expr | None:
 
 def _cross(rule: Cross, ruleset: Ruleset) -> pl.Expr:
     left, right = (pl.col(_number_name(n, ruleset.columns.get(n))) for n in (rule.left, rule.right))
-    holds = _OPS[rule.op](left, right)
+    holds: pl.Expr = COMPARISONS[rule.op](left, right)
     # a missing value makes the rule moot; any other unparsed one goes to the full checks
     return pl.col(rule.left).is_null() | pl.col(rule.right).is_null() | holds
