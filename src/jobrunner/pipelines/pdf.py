@@ -153,18 +153,26 @@ def _check_header(path: Path) -> None:
 
 @contextmanager
 def _open_document(path: Path, password: str | None) -> Iterator[Any]:
-    try:
-        with _PDFIUM_LOCK:
-            doc = pdfium.PdfDocument(path, password=password)
-    except pdfium.PdfiumError as exc:
-        raise _open_error(path, password, exc) from exc
+    doc = _open(path, password)
     try:
         yield doc
     finally:
-        # Close explicitly under the lock: left to the garbage collector, pypdfium2 would
-        # close it from whichever thread happens to collect it, outside the lock.
+        _close(doc)
+
+
+def _open(path: Path, password: str | None) -> Any:
+    try:
         with _PDFIUM_LOCK:
-            doc.close()
+            return pdfium.PdfDocument(path, password=password)
+    except pdfium.PdfiumError as exc:
+        raise _open_error(path, password, exc) from exc
+
+
+def _close(doc: Any) -> None:
+    # Close explicitly under the lock: left to the garbage collector, pypdfium2 would close it
+    # from whichever thread happens to collect it, outside the lock.
+    with _PDFIUM_LOCK:
+        doc.close()
 
 
 def _open_error(path: Path, password: str | None, exc: Any) -> PermanentError:
@@ -425,11 +433,7 @@ def _kept_document(path: str, password: str | None) -> Any:
     if _KEPT is not None and _KEPT.key == key:
         return _KEPT.doc
     _release_kept()
-    try:
-        with _PDFIUM_LOCK:
-            doc = pdfium.PdfDocument(path, password=password)
-    except pdfium.PdfiumError as exc:
-        raise _open_error(Path(path), password, exc) from exc
+    doc = _open(Path(path), password)
     _KEPT = _Kept(key, doc)
     return doc
 
@@ -438,8 +442,7 @@ def _release_kept() -> None:
     global _KEPT
     kept, _KEPT = _KEPT, None
     if kept is not None:
-        with _PDFIUM_LOCK:
-            kept.doc.close()
+        _close(kept.doc)
 
 
 def _ranges(limit: int, processes: int) -> list[tuple[int, int]]:

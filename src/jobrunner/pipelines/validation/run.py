@@ -97,20 +97,19 @@ def validate_csv_file(
     )
     started = time.perf_counter()
     sniffed = sniff(input_path, report_path.parent, encoding=encoding, delimiter=delimiter)
-    try:
+
+    def run(sniffed: Sniffed) -> tuple[Tally, dict[str, str], Corrector | None]:
         with ExitStack() as stack:
-            tally, mapping, corrector = _stream(
-                sniffed, ruleset, category, outputs, batch_rows, on_progress, stack
-            )
-    except NotUtf8:  # start over: the outputs are rewritten from the first row
+            return _stream(sniffed, ruleset, category, outputs, batch_rows, on_progress, stack)
+
+    try:
+        tally, mapping, corrector = run(sniffed)
+    except NotUtf8:  # start over, outputs rewritten; read lossy or transcoded, it cannot again
         if encoding:  # the caller said UTF-8: keep it, bad bytes become U+FFFD
             sniffed = replace(sniffed, lossy=True)
         else:
             sniffed = body_not_utf8(sniffed, input_path, report_path.parent)
-        with ExitStack() as stack:
-            tally, mapping, corrector = _stream(
-                sniffed, ruleset, category, outputs, batch_rows, on_progress, stack
-            )
+        tally, mapping, corrector = run(sniffed)
     present = set(mapping.values())
     file_errors = file_errors_of(ruleset, present, category) + _row_limit(ruleset, tally.rows)
     return _result(ruleset, tally, file_errors, sniffed, mapping, outputs, corrector, started)

@@ -11,7 +11,6 @@ import csv
 import io
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
 
 from jobrunner.errors import PermanentError
 
@@ -54,29 +53,21 @@ def body_not_utf8(sniffed: Sniffed, source: Path, work_dir: Path) -> Sniffed:
     transcoded. Otherwise it is UTF-8 with a few bad bytes, read with those replaced.
     """
     decoder = codecs.getincrementaldecoder("utf-8")()
+    ascii_so_far = True
     with source.open("rb") as f:
         while chunk := f.read(_CHUNK):
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
-                before_ascii = chunk[: exc.start].isascii() and not _multibyte_seen(f, chunk)
+                ascii_so_far = ascii_so_far and chunk[: exc.start].isascii()
                 break
-        else:
-            return sniffed  # the file is valid UTF-8 after all: nothing to change
-    if before_ascii:
+            ascii_so_far = ascii_so_far and chunk.isascii()
+        else:  # it decodes after all: let the reader replace whatever it stumbled on
+            return replace(sniffed, lossy=True)
+    if ascii_so_far:
         path = _transcode(source, work_dir, "cp1252")
         return replace(sniffed, path=path, encoding="cp1252")
     return replace(sniffed, lossy=True)
-
-
-def _multibyte_seen(f: IO[bytes], chunk: bytes) -> bool:
-    """Whether any chunk before ``chunk`` (already read from ``f``) held a non-ASCII byte."""
-    end = f.tell() - len(chunk)
-    f.seek(0)
-    while f.tell() < end:
-        if not f.read(min(_CHUNK, end - f.tell())).isascii():
-            return True
-    return False
 
 
 def _read_head(path: Path) -> bytes:
