@@ -151,13 +151,13 @@ def findings_of(frame: pl.LazyFrame, ruleset: Ruleset, checks: list[Check]) -> p
 
     Where ``frame`` carries the screen's flags, each column's checks run only on the rows its
     flag did not clear: a row with a bad price gets the price checks, not all of them."""
-    flags = set(frame.collect_schema().names())
+    has = set(frame.collect_schema().names())
     groups: dict[str, dict[int, Check]] = {}
     for index, check in enumerate(checks):
         groups.setdefault(check.flag, {})[index] = check
     parts: list[pl.LazyFrame] = []
     for flag, members in groups.items():
-        rows = frame.filter(~pl.col(flag)) if flag in flags else frame
+        rows = frame.filter(~pl.col(flag)) if flag in has else frame
         masked = with_masks(rows, ruleset, members)
         parts += [
             masked.filter(pl.col(mask_name(i))).select(

@@ -44,17 +44,16 @@ def _number(name: str) -> str:
 def _add_column_fix(plan: FixPlan, name: str, column: Column) -> None:
     """The corrected value of one column: trimmed, then normalised by its type."""
     trimmed = pl.col(name).str.strip_chars()
-    clean = pl.col(_clean(name))
-    fixed = clean
+    clean = pl.col(_clean(name))  # stage one's text, read by the later stages
+    cleaned, fixed = trimmed, clean
     if column.type == "decimal":
-        plan.stages[0].append(trimmed.str.replace_all(CURRENCY, "").str.strip_chars())
+        cleaned = trimmed.str.replace_all(CURRENCY, "").str.strip_chars()
         fixed = decimal_text(clean, trimmed=True)
     elif column.type == "int":
-        plan.stages[0].append(trimmed)
         thousands = clean.str.contains(r"^-?\d{1,3}([.,]\d{3})+$")  # 1.000 or 1,000
         fixed = pl.when(thousands).then(clean.str.replace_all(r"[.,]", "")).otherwise(clean)
     elif column.type == "gtin":
-        plan.stages[0].append(trimmed.str.replace_all(r"[\s\-]", ""))
+        cleaned = trimmed.str.replace_all(r"[\s\-]", "")
         # Spreadsheets drop leading zeros, which never change a GS1 check digit: 8 to 12
         # plain digits whose number checks out get them back (to 13 digits).
         short = clean.str.len_bytes().is_between(8, 12)
@@ -65,11 +64,8 @@ def _add_column_fix(plan: FixPlan, name: str, column: Column) -> None:
         pad = gs1_check_ok(pl.col(_number(name))).fill_null(False)
         fixed = pl.when(pad).then(clean.str.zfill(13)).otherwise(clean)
     elif column.type == "list":
-        plan.stages[0].append(trimmed)
         fixed = clean.str.replace_all(r"\s*[|;,]\s*", ",")
-    else:
-        plan.stages[0].append(trimmed)
-    plan.stages[0][-1] = plan.stages[0][-1].alias(_clean(name))
+    plan.stages[0].append(cleaned.alias(_clean(name)))
     plan.helpers.append(_clean(name))
     if column.one_of is not None:
         lowered = fixed.str.to_lowercase()
