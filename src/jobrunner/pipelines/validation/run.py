@@ -140,7 +140,7 @@ def _stream(
     report = ReportFile(outputs.report, handle)
 
     def screen(frame: pl.LazyFrame) -> pl.LazyFrame:
-        return screened(frame, ruleset, {*present, EXTRA}, category)
+        return screened(frame, ruleset, {*present, EXTRA}, category, keys=unique)
 
     if corrector is None:  # one lazy plan: reading and the screen stream in parallel
         # only the columns the rules read are turned into strings (exports carry many more)

@@ -14,6 +14,7 @@ Unique keys are only hashed here: duplicates are found across the whole file (fi
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 import polars as pl
 
@@ -56,11 +57,16 @@ def _value(name: str) -> str:
 
 
 def screened(
-    frame: pl.LazyFrame, ruleset: Ruleset, present: set[str], category: str | None
+    frame: pl.LazyFrame,
+    ruleset: Ruleset,
+    present: set[str],
+    category: str | None,
+    keys: Collection[str] = (),
 ) -> pl.LazyFrame:
     """``frame`` plus ``__ok`` (True: no check can fail on this row), one flag per column and
-    cross rule (``column_flag``, ``cross_flag``: which checks a row still needs) and, for every
-    column the screen or the unique keys need trimmed, ``__st_<column>``."""
+    cross rule (``column_flag``, ``cross_flag``: which checks a row still needs), for every
+    column the screen needs trimmed ``__st_<column>``, and for the ``keys`` columns (those a
+    KeyLedger collects) their trimmed text and ``key_hash``."""
     required = set(required_columns(ruleset, category))
     staged: list[pl.Expr] = []
     flags: list[pl.Expr] = []
@@ -71,7 +77,7 @@ def screened(
                 staged.append(pl.col(name).str.strip_chars().alias(trimmed(name)))
                 flags.append((pl.col(trimmed(name)).str.len_bytes() > 0).alias(column_flag(name)))
             continue
-        stage, ok = _column(name, column, name in required)
+        stage, ok = _column(name, column, name in required, keyed=name in keys)
         staged += stage
         flags.append(ok.alias(column_flag(name)))
     for index, rule in enumerate(ruleset.cross):
@@ -84,20 +90,18 @@ def screened(
     everything = pl.all_horizontal(names) if names else pl.lit(True)
     return (
         frame.with_columns(_unique_columns(staged))
-        .with_columns(*(f.fill_null(False) for f in flags), *_key_hashes(ruleset, present))
+        .with_columns(*(f.fill_null(False) for f in flags), *_key_hashes(present & set(keys)))
         .with_columns(everything.alias(OK))
     )
 
 
-def _key_hashes(ruleset: Ruleset, present: set[str]) -> list[pl.Expr]:
-    """Hashes of the unique keys, computed here in parallel with the read (see KeyLedger)."""
+def _key_hashes(keys: set[str]) -> list[pl.Expr]:
+    """Hashes of the keys, computed here in parallel with the read (see KeyLedger)."""
     out = []
-    for name in sorted(present):
-        column = ruleset.columns.get(name)
-        if column is not None and column.unique:
-            text = pl.col(trimmed(name))
-            hashed = pl.when(text.str.len_bytes() > 0).then(text.hash(seed=1))
-            out.append(hashed.alias(key_hash(name)))
+    for name in sorted(keys):
+        text = pl.col(trimmed(name))
+        hashed = pl.when(text.str.len_bytes() > 0).then(text.hash(seed=1))
+        out.append(hashed.alias(key_hash(name)))
     return out
 
 
@@ -122,7 +126,9 @@ def _number(name: str, column: Column | None) -> pl.Expr:
     return parsed.alias(_number_name(name, column))
 
 
-def _column(name: str, column: Column, required: bool) -> tuple[list[pl.Expr], pl.Expr]:
+def _column(
+    name: str, column: Column, required: bool, *, keyed: bool
+) -> tuple[list[pl.Expr], pl.Expr]:
     """Stage-one expressions (parsed or trimmed values) and the column's ok expression."""
     raw = pl.col(name)
     staged: list[pl.Expr] = []
@@ -134,11 +140,7 @@ def _column(name: str, column: Column, required: bool) -> tuple[list[pl.Expr], p
     # the allowed values; other text and plain lists need trimming to tell
     implied = _url_list(column) or on_raw or bool(column.one_of and _plain(column.one_of))
     check_filled = required and column.type in ("string", "list") and not implied
-    texts = (
-        column.min_length is not None
-        or (column.pattern is not None and not on_raw)
-        or column.unique
-    )
+    texts = column.min_length is not None or (column.pattern is not None and not on_raw) or keyed
     if check_filled or texts:
         staged.append(raw.str.strip_chars().alias(trimmed(name)))
     text = pl.col(trimmed(name))
