@@ -8,6 +8,7 @@ import pytest
 
 from jobrunner.errors import IdempotencyConflictError
 from jobrunner.runtime import JobRunner
+from jobrunner.submission import parse_request
 
 
 async def test_same_key_same_payload_returns_the_same_job(runner: JobRunner) -> None:
@@ -52,3 +53,13 @@ async def test_bulk_enqueue_honours_idempotency(runner: JobRunner) -> None:
     assert jobs[0].id == first.id
     assert jobs[1].id != first.id
     assert await runner.redis.zcard(runner.keys.queue("free")) == 2
+
+
+async def test_submit_or_replay_tells_a_replay_from_a_new_job(runner: JobRunner) -> None:
+    request = parse_request(
+        {"task": "demo.echo", "params": {"a": 1}, "idempotency_key": "replay-flag"}
+    )
+    first = await runner.submit_or_replay(request)
+    second = await runner.submit_or_replay(request)
+    assert (first.replayed, second.replayed) == (False, True)
+    assert first.record.id == second.record.id

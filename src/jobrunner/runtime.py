@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,6 +57,14 @@ async def redis_errors(operation: str, deadline: float) -> AsyncIterator[None]:
     except (RedisError, OSError, TimeoutError) as exc:
         reason = str(exc) or f"no answer within {deadline:g}s"
         raise RedisUnavailableError(f"{operation} failed: Redis unavailable ({reason})") from exc
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What a submit did: the job, and whether it was an earlier one (an idempotent replay)."""
+
+    record: JobRecord
+    replayed: bool
 
 
 class JobRunner:
@@ -137,13 +146,17 @@ class JobRunner:
 
     async def submit(self, request: EnqueueRequest) -> JobRecord:
         """Enqueue a validated request through arq's ``enqueue_job``."""
+        return (await self.submit_or_replay(request)).record
+
+    async def submit_or_replay(self, request: EnqueueRequest) -> Submitted:
+        """``submit``, also telling whether an idempotency key returned an earlier job."""
         prepared = self._admission.admit(request, _now_ms())
         async with self._guard("enqueue"):
             job_id, created = await self.store.create(prepared.new)
             if not created:
-                return await self.store.get(job_id)
+                return Submitted(await self.store.get(job_id), replayed=True)
             await self._arq_enqueue(prepared)
-        return _record_of(prepared.new)
+        return Submitted(_record_of(prepared.new), replayed=False)
 
     async def _arq_enqueue(self, p: Admitted) -> None:
         try:

@@ -1,0 +1,5 @@
+"""``python -m jobrunner.cli``."""
+
+from jobrunner.cli import main
+
+main()

@@ -1,0 +1,94 @@
+"""What every command shares: settings, the one ``asyncio.run``, errors as one line, output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, NoReturn, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from jobrunner.domain.models import JobRecord
+from jobrunner.errors import ConfigError, JobRunnerError
+from jobrunner.logs import configure_logging
+from jobrunner.runtime import JobRunner
+from jobrunner.settings import Settings
+from jobrunner.store.connection import redact
+from jobrunner.tasks.catalog import build_registry
+
+T = TypeVar("T")
+
+_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def report(exc: JobRunnerError) -> NoReturn:
+    """One line on stderr; a configuration problem exits 2, any other failure 1."""
+    click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+    raise click.exceptions.Exit(2 if isinstance(exc, ConfigError) else 1)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        report(ConfigError(f"invalid settings: {problems}"))
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    return settings
+
+
+def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine (the only ``asyncio.run``); a JobRunnerError becomes one clear line."""
+    try:
+        return asyncio.run(make())
+    except JobRunnerError as exc:
+        report(exc)
+
+
+def client_settings(**overrides: Any) -> Settings:
+    """Settings for a command that talks to a running deployment: a Redis URL is required."""
+    settings = load_settings(**overrides)
+    if settings.redis_url is None:
+        hint = "set it to your Redis, e.g. the URL `jobrunner up` prints"
+        report(ConfigError(f"JOBRUNNER_REDIS_URL is not set: {hint}"))
+    check_url(settings.redis_url)
+    return settings
+
+
+def check_url(url: str) -> None:
+    if not url.startswith(_SCHEMES):
+        schemes = ", ".join(_SCHEMES)
+        report(ConfigError(f"JOBRUNNER_REDIS_URL {redact(url)!r} must start with {schemes}"))
+
+
+def with_client(use: Callable[[JobRunner], Awaitable[T]]) -> T:
+    """Run ``use`` with a started JobRunner on the configured deployment."""
+    settings = client_settings()
+
+    async def go() -> T:
+        async with JobRunner(settings, build_registry(settings)) as runner:
+            return await use(runner)
+
+    return run(go)
+
+
+def dump(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def record_json(record: JobRecord) -> dict[str, Any]:
+    return record.model_dump(mode="json", exclude_none=True)
+
+
+def parse_params(text: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--params") from exc
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{}'", param_hint="--params")
+    return parsed
