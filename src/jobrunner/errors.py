@@ -11,6 +11,7 @@ Every error carries a stable ``code`` (what clients and failed job records show)
     │   ├── JobNotFoundError         unknown or malformed job id
     │   ├── UnknownTaskError         task name not registered (lists the known ones)
     │   └── BlobNotFoundError
+    ├── BlobTooLargeError            a streamed blob passed its size limit
     ├── InvalidInputError
     │   ├── InvalidParamsError       params fail the task's model (each field's path)
     │   ├── ParamsTooLargeError
@@ -79,6 +80,11 @@ class UnknownTaskError(NotFoundError):
 
 class BlobNotFoundError(NotFoundError):
     code = "blob_not_found"
+
+
+class BlobTooLargeError(JobRunnerError):
+    code = "blob_too_large"
+    http_status = 413
 
 
 class InvalidInputError(JobRunnerError):
