@@ -145,3 +145,14 @@ async def test_bulk_enqueue_validates_everything_before_writing(runner: JobRunne
     with pytest.raises(InvalidParamsError):
         await runner.enqueue_many(requests)
     assert (await runner.list()).total == 0
+
+
+async def test_callback_url_and_retry_of_are_kept_on_the_record(runner: JobRunner) -> None:
+    first = await runner.enqueue("demo.echo", {}, callback_url="https://hooks.example.com/done")
+    again = await runner.enqueue("demo.echo", {}, retry_of=first.id)
+    stored = await runner.get(first.id)
+    assert stored.callback_url == "https://hooks.example.com/done"
+    assert (await runner.get(again.id)).retry_of == first.id
+    for bad in ({"callback_url": "ftp://x/y"}, {"retry_of": "not-an-id"}):
+        with pytest.raises(InvalidInputError):
+            await runner.enqueue("demo.echo", {}, **bad)

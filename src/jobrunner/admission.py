@@ -126,6 +126,8 @@ class Admission:
             "created_at": now_ms,
             "scheduled_at": scheduled,
             "expires_at": expires,
+            "callback_url": req.callback_url,
+            "retry_of": req.retry_of,
         }
 
     def _limits(self, task: Task[Any], req: EnqueueRequest) -> tuple[float, int]:

@@ -31,6 +31,10 @@ class EnqueueRequest(BaseModel):
     ttl_seconds: float | None = Field(default=None, gt=0)
     timeout_seconds: float | None = Field(default=None, gt=0)
     max_tries: int | None = Field(default=None, ge=1)
+    callback_url: str | None = Field(
+        default=None, min_length=1, max_length=2048, pattern=r"^https?://[^\s]+$"
+    )
+    retry_of: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
     @model_validator(mode="after")
     def _one_schedule(self) -> EnqueueRequest:

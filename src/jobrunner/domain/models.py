@@ -55,6 +55,8 @@ class JobRecord(BaseModel):
     worker_id: str | None = None
     error: JobError | None = None
     result_ref: str | None = None  # set when the result is in the blob store; else see result()
+    callback_url: str | None = None  # where the final representation is POSTed when it ends
+    retry_of: str | None = None  # the job this one retries (same task and params)
 
     @property
     def is_terminal(self) -> bool:
