@@ -23,6 +23,7 @@ from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
 from jobrunner.tasks.catalog import build_registry
 from jobrunner.worker.runner import WorkerRunner
+from tests.s3_server import S3Server, run_s3_server
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
@@ -115,3 +116,9 @@ async def worker(
     await w.start()
     yield w
     await w.stop(grace=0)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A local S3-compatible server (moto's emulator, see tests/s3_server.py) with one bucket."""
+    yield from run_s3_server(tmp_path_factory.mktemp("s3"))

@@ -23,6 +23,8 @@ Every error carries a stable ``code`` (what clients and failed job records show)
     └── TaskError                    raised by task code; ends up on the job record
         ├── PermanentError           fails the job at once
         └── TransientError           retried with backoff while tries remain
+            └── BlobStoreUnavailableError  the blob store (a bucket) cannot be reached or
+                                           refused the operation; says why
 """
 
 from __future__ import annotations
@@ -152,3 +154,13 @@ class TransientError(TaskError):
     code = "transient_error"
     http_status = 503
     retryable = True
+
+
+class BlobStoreUnavailableError(TransientError):
+    """The blob store cannot be reached or refused an operation (network, credentials, a missing
+    bucket). Outside a task it is a 503; inside one it is retried like any transient error."""
+
+    code = "blob_store_unavailable"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)

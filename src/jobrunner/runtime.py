@@ -34,7 +34,8 @@ from jobrunner.errors import (
 )
 from jobrunner.registry import Registry, Task
 from jobrunner.settings import Settings
-from jobrunner.store.blobs import BlobStore, FileBlobStore
+from jobrunner.store.blob_backends import blob_store
+from jobrunner.store.blobs import BlobStore
 from jobrunner.store.codec import decode_record, encode_fields
 from jobrunner.store.connection import connect
 from jobrunner.store.events import EventFeed
@@ -76,7 +77,7 @@ class JobRunner:
         self.settings = settings
         self.registry = registry
         self.keys = Keys(settings.key_prefix)
-        self.blobs: BlobStore = blobs or FileBlobStore(settings.blob_dir)
+        self.blobs: BlobStore = blobs or blob_store(settings)
         self._stack = AsyncExitStack()
         self._redis: ArqRedis | None = None
         self._store: JobStore | None = None

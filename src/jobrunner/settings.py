@@ -6,14 +6,19 @@ Only entry points (the CLI, the arq WorkerSettings factory, an embedding app) bu
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobrunner.domain.retry import RetryPolicy
 from jobrunner.domain.shares import DEFAULT_SHARES, PLANS
+
+MIB = 1024 * 1024
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
 class Settings(BaseSettings):
@@ -26,6 +31,20 @@ class Settings(BaseSettings):
     )
     key_prefix: str = Field(default="jobrunner", pattern=r"^[A-Za-z0-9_.\-]+$")
     data_dir: Path = Field(default=Path(".jobrunner"))
+    blob_url: str | None = Field(
+        default=None,
+        description="Where blobs live: unset or file:// = the data dir, s3://bucket/prefix.",
+    )
+    s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+/?$")
+    s3_region: str | None = Field(default=None, pattern=r"^[a-z0-9\-]{1,64}$")
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_virtual_hosted_style: bool = False
+    s3_part_bytes: int = Field(default=8 * MIB, ge=5 * MIB, le=5 * 1024 * MIB)
+    s3_upload_concurrency: int = Field(default=4, ge=1, le=64)
+    s3_retry_seconds: float = Field(default=60.0, gt=0, le=600, allow_inf_nan=False)
+    blob_cache_max_bytes: int = Field(default=10 * 1024 * MIB, ge=0)
+    blob_cache_keep_seconds: float = Field(default=6 * 3600.0, ge=0, allow_inf_nan=False)
     # comma separated in the environment: JOBRUNNER_WORKER_QUEUES=enterprise,pro
     plans: Annotated[tuple[str, ...], NoDecode] = PLANS
     plan_shares: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SHARES))
@@ -80,6 +99,18 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("blob_url")
+    @classmethod
+    def _blob_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        url = urlsplit(value)
+        if url.scheme == "file" and not url.netloc:
+            return value
+        if url.scheme == "s3" and _BUCKET.fullmatch(url.netloc):
+            return value
+        raise ValueError("must be file:// (the data dir), file:///some/dir or s3://bucket/prefix")
+
     @model_validator(mode="after")
     def _queues_are_plans(self) -> Settings:
         unknown = [q for q in (*self.worker_queues, self.default_plan) if q not in self.plans]
@@ -98,3 +129,8 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def blob_cache_dir(self) -> Path:
+        """Local copies of remote (s3://) blobs that pipelines read as files."""
+        return self.data_dir / "blob-cache"

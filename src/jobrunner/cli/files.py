@@ -7,16 +7,17 @@ from pathlib import Path
 import click
 
 from jobrunner.cli.common import load_settings, run
-from jobrunner.store.blobs import FileBlobStore
+from jobrunner.store.blob_backends import blob_store
 
 
 @click.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def upload(path: Path) -> None:
-    """Copy a local file into the blob store (JOBRUNNER_DATA_DIR) and print its upload:// uri."""
+    """Copy a local file into the blob store (JOBRUNNER_BLOB_URL, else the data dir) and print
+    its upload:// uri."""
 
     async def go() -> str:
         settings = load_settings()
-        return await FileBlobStore(settings.blob_dir).put_file(path, scheme="upload")
+        return await blob_store(settings).put_file(path, scheme="upload")
 
     click.echo(run(go))

@@ -4,9 +4,10 @@ Refs look like ``blob://<id>/<name>`` (outputs) or ``upload://<id>/<name>`` (inp
 by uploads and connectors); both live in the same store.
 
 ``BlobStore`` is the interface every backend implements (one contract test suite runs against
-each); ``FileBlobStore`` keeps blobs under the data dir. File I/O runs in a thread so the event
-loop never blocks on a disk. Streams (``put_stream``, ``iter_bytes``) move large blobs in
-chunks, never whole in memory.
+each); ``FileBlobStore`` keeps blobs under the data dir, ``S3BlobStore`` (s3_blobs.py) in a
+bucket, and ``blob_store(settings)`` (blob_backends.py) picks one. File I/O runs in a thread so
+the event loop never blocks on a disk. Streams (``put_stream``, ``iter_bytes``) move large
+blobs in chunks, never whole in memory.
 """
 
 from __future__ import annotations
@@ -70,12 +71,21 @@ class BlobStore(Protocol):
     async def delete(self, ref: str) -> None: ...
 
 
-def _safe_name(name: str) -> str:
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """(blob id, name or None) of a ref; BlobNotFoundError for anything that is not a ref."""
+    match = _REF.fullmatch(ref)
+    if not match:
+        raise BlobNotFoundError(f"not a blob ref: {ref!r}", ref=ref)
+    return match.group(1), match.group(2)
+
+
+def safe_name(name: str) -> str:
+    """A file name safe on every backend: letters, digits, ``._-``, at most 200 characters."""
     cleaned = re.sub(r"[^A-Za-z0-9._\-]", "_", name)[:200].lstrip(".")
     return cleaned or "data"
 
 
-def _scheme(scheme: str) -> str:
+def check_scheme(scheme: str) -> str:
     if scheme not in ("blob", "upload"):
         raise ValueError(f"blob refs are blob:// or upload://, not {scheme}://")
     return scheme
@@ -88,12 +98,10 @@ class FileBlobStore:
         self.root = root
 
     def _path(self, ref: str) -> Path:
-        match = _REF.fullmatch(ref)
-        if not match:
-            raise BlobNotFoundError(f"not a blob ref: {ref!r}", ref=ref)
-        folder = self.root / match.group(1)
-        if match.group(2):
-            return folder / match.group(2)
+        blob_id, name = parse_ref(ref)
+        folder = self.root / blob_id
+        if name:
+            return folder / name
         entries = sorted(folder.glob("*")) if folder.is_dir() else []
         if not entries:
             raise BlobNotFoundError(f"no blob {ref!r}", ref=ref)
@@ -118,11 +126,11 @@ class FileBlobStore:
         return f"{scheme}://{blob_id}/{name}"
 
     async def put_bytes(self, data: bytes, *, name: str = "data", scheme: str = "blob") -> str:
-        return await asyncio.to_thread(self._write, data, _safe_name(name), _scheme(scheme))
+        return await asyncio.to_thread(self._write, data, safe_name(name), check_scheme(scheme))
 
     async def put_file(self, path: Path, *, name: str | None = None, scheme: str = "blob") -> str:
         return await asyncio.to_thread(
-            self._copy, path, _safe_name(name or path.name), _scheme(scheme)
+            self._copy, path, safe_name(name or path.name), check_scheme(scheme)
         )
 
     async def get_bytes(self, ref: str) -> bytes:
@@ -151,7 +159,7 @@ class FileBlobStore:
         scheme: str = "upload",
         max_bytes: int | None = None,
     ) -> StoredBlob:
-        name, scheme = _safe_name(name), _scheme(scheme)
+        name, scheme = safe_name(name), check_scheme(scheme)
         blob_id = uuid.uuid4().hex
         folder = self.root / blob_id
         tmp = folder / f".{name}.tmp"
@@ -160,7 +168,7 @@ class FileBlobStore:
         try:
             handle = await asyncio.to_thread(tmp.open, "wb")
             try:
-                async for piece in _rechunk(chunks, CHUNK_BYTES):
+                async for piece in rechunk(chunks, CHUNK_BYTES):
                     size += len(piece)
                     if max_bytes is not None and size > max_bytes:
                         raise BlobTooLargeError(
@@ -196,7 +204,7 @@ class FileBlobStore:
             raise BlobNotFoundError(f"no blob {ref!r}", ref=ref) from exc
 
 
-async def _rechunk(chunks: AsyncIterable[bytes], size: int) -> AsyncIterator[bytes]:
+async def rechunk(chunks: AsyncIterable[bytes], size: int) -> AsyncIterator[bytes]:
     """Regroup a stream of small pieces (an HTTP body arrives in ~64 KB) into ``size`` ones,
     so each disk write costs one thread hop per MiB rather than per piece."""
     buffer = bytearray()

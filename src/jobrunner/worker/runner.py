@@ -25,7 +25,8 @@ from arq.worker import Worker
 from jobrunner.domain.shares import split_concurrency
 from jobrunner.registry import Registry
 from jobrunner.settings import Settings
-from jobrunner.store.blobs import BlobStore, FileBlobStore
+from jobrunner.store.blob_backends import blob_store
+from jobrunner.store.blobs import BlobStore
 from jobrunner.store.jobs import JobStore
 from jobrunner.store.keys import Keys
 from jobrunner.store.workers import WorkerRegistry
@@ -70,7 +71,7 @@ class WorkerRunner:
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.services = Services(
             store=job_store(redis, settings),
-            blobs=blobs or FileBlobStore(settings.blob_dir),
+            blobs=blobs or blob_store(settings),
             settings=settings,
             worker_id=self.worker_id,
         )
