@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 
 from jobrunner.cli import main
 from jobrunner.embedded import free_port
+from tests.s3_server import S3Server
 
 Invoke = Callable[..., Result]
 CLI = [sys.executable, "-m", "jobrunner.cli"]
@@ -269,3 +270,24 @@ def test_upload_copies_a_file_into_the_blob_store(invoke: Invoke, tmp_path: Path
     stored = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
     assert [p.read_text() for p in stored] == [catalog.read_text()]
     assert invoke("upload", str(tmp_path / "missing.csv")).exit_code == 2
+
+
+def test_upload_goes_to_the_bucket_the_blob_url_names(
+    invoke: Invoke, s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = s3_server.settings_for()
+    for name, value in values.items():
+        monkeypatch.setenv(f"JOBRUNNER_{name.upper()}", str(value))
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("sku;title\nA1;Camiseta\n")
+    uploaded = invoke("upload", str(catalog))
+    assert uploaded.exit_code == 0, uploaded.stderr
+    blob_id = uploaded.stdout.strip().removeprefix("upload://").split("/")[0]
+    prefix = values["blob_url"].rsplit("/", 1)[1]
+    assert s3_server.keys(prefix + "/") == [f"{prefix}/{blob_id}/catalog.csv"]
+    assert not (tmp_path / "data" / "blobs").exists()
+    monkeypatch.setenv("JOBRUNNER_BLOB_URL", "ftp://files/x")
+    bad = invoke("upload", str(catalog))
+    assert bad.exit_code == 2
+    (line,) = bad.stderr.splitlines()
+    assert line.startswith("error [config_error]: invalid settings: blob_url")
