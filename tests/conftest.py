@@ -7,6 +7,7 @@ only the keys under the test's own prefix.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -122,3 +123,17 @@ async def worker(
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A local S3-compatible server (moto's emulator, see tests/s3_server.py) with one bucket."""
     yield from run_s3_server(tmp_path_factory.mktemp("s3"))
+
+
+@pytest.fixture
+def stoppable_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own, to SIGSTOP (it then accepts connections but never
+    answers) and SIGCONT; never the session's."""
+    port = free_port()
+    proc = start_redis(tmp_path / "stoppable-redis", port, persist=False)
+    try:
+        yield f"redis://127.0.0.1:{port}/0", proc
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        proc.wait(10)

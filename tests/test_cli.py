@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as sync_redis
 import structlog
 from click.testing import CliRunner, Result
 
@@ -291,3 +292,64 @@ def test_upload_goes_to_the_bucket_the_blob_url_names(
     assert bad.exit_code == 2
     (line,) = bad.stderr.splitlines()
     assert line.startswith("error [config_error]: invalid settings: blob_url")
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--ttl", "1e300"], "invalid_override"),
+        (["--ttl", "1e12"], "invalid_override"),
+        (["--defer", "1e300"], "invalid_override"),
+        (["--ttl", "nan"], "invalid_input"),
+        (["--defer", "inf"], "invalid_input"),
+        (["--params", '{"x": NaN}'], "invalid_params"),
+        (["--params", '{"x": [1, -Infinity]}'], "invalid_params"),
+        (["--params", '{"a":' * 100 + "1" + "}" * 100], "invalid_params"),
+        (["--params", '{"a":' * 5000 + "1" + "}" * 5000], "invalid_params"),  # past the parser
+    ],
+)
+def test_out_of_bounds_options_and_params_are_one_line_and_exit_1(
+    invoke: Invoke, args: list[str], code: str
+) -> None:
+    refused = invoke("enqueue", "demo.echo", *args)
+    assert refused.exit_code == 1
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith(f"error [{code}]: ")
+    assert _json(invoke("list"))["total"] == 0
+
+
+def test_list_and_status_report_an_undecodable_record_and_go_on(
+    invoke: Invoke, redis_url: str, key_prefix: str
+) -> None:
+    ids = [_json(invoke("enqueue", "demo.echo", "--defer", "300"))["id"] for _ in range(2)]
+    client = sync_redis.Redis.from_url(redis_url)
+    try:  # what `--ttl 1e300` stored before bounds: list and status crashed for the tenant
+        client.hset(f"{key_prefix}:job:{ids[0]}", "expires_at", "1e303")
+    finally:
+        client.close()
+    listed = invoke("list")
+    assert listed.exit_code == 0
+    page = json.loads(listed.stdout)
+    assert [job["id"] for job in page["items"]] == [ids[1]]
+    assert [(s["id"], s["code"]) for s in page["skipped"]] == [(ids[0], "record_corrupt")]
+    (warning,) = listed.stderr.splitlines()
+    assert warning == f"warning: skipped 1 undecodable record(s): {ids[0]} (record_corrupt)"
+    status = invoke("status", ids[0])
+    assert status.exit_code == 1
+    (line,) = status.stderr.splitlines()
+    assert line.startswith(f"error [record_corrupt]: job record {ids[0]} does not decode")
+
+
+def test_a_redis_that_stops_answering_is_one_line_with_the_reason(
+    invoke: Invoke,
+    stoppable_redis: tuple[str, subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, proc = stoppable_redis
+    monkeypatch.setenv("JOBRUNNER_REDIS_URL", url)
+    monkeypatch.setenv("JOBRUNNER_REDIS_TIMEOUT_SECONDS", "0.3")
+    proc.send_signal(signal.SIGSTOP)
+    down = invoke("list")
+    assert down.exit_code == 1
+    (line,) = down.stderr.splitlines()
+    assert line == f"error [redis_unavailable]: cannot reach Redis at {url}: no answer within 0.6s"

@@ -67,6 +67,7 @@ class Admission:
             plans = list(self.settings.plans)
             raise InvalidInputError(f"unknown plan {plan!r}; plans: {plans}", plan=plan)
         scheduled = _scheduled_ms(req, now_ms)
+        self._check_schedule(req, scheduled - now_ms)
         expires = scheduled + req.ttl_seconds * 1000 if req.ttl_seconds else None
         job_id = uuid.uuid4().hex
         fields = self._fields(task, req, job_id, params_json, plan, now_ms, scheduled, expires)
@@ -85,6 +86,25 @@ class Admission:
         score = int(scheduled - (req.priority * PRIORITY_STEP_MS if ready else 0))
         arq_ttl = int((expires or scheduled) - now_ms + self.settings.job_key_ttl_seconds * 1000)
         return Admitted(new, task, self.keys.queue(plan), score, arq_ttl)
+
+    def _check_schedule(self, req: EnqueueRequest, ahead_ms: float) -> None:
+        """How far ahead a job starts, and how long it may wait, are bounded by settings."""
+        s = self.settings
+        if ahead_ms > s.max_defer_seconds * 1000:
+            field = "run_at" if req.run_at is not None else "defer_seconds"
+            raise InvalidOverrideError(
+                f"{field}: the job would start {ahead_ms / 1000:g}s from now; the limit is "
+                f"{s.max_defer_seconds:g}s (JOBRUNNER_MAX_DEFER_SECONDS)",
+                field=field,
+                limit=s.max_defer_seconds,
+            )
+        if req.ttl_seconds is not None and req.ttl_seconds > s.max_ttl_seconds:
+            raise InvalidOverrideError(
+                f"ttl_seconds {req.ttl_seconds:g} is over the limit of {s.max_ttl_seconds:g}s "
+                "(JOBRUNNER_MAX_TTL_SECONDS)",
+                field="ttl_seconds",
+                limit=s.max_ttl_seconds,
+            )
 
     def _params_json(self, task: Task[Any], req: EnqueueRequest) -> str:
         limit = self.settings.max_params_bytes
@@ -137,7 +157,9 @@ class Admission:
         )
         if timeout > limit:
             raise InvalidOverrideError(
-                f"timeout {timeout}s is over {task.name}'s limit of {limit}s", limit=limit
+                f"timeout_seconds {timeout:g} is over {task.name}'s limit of {limit:g}s",
+                field="timeout_seconds",
+                limit=limit,
             )
         policy = task.retry or self.settings.retry_policy
         max_tries = req.max_tries or policy.max_tries
@@ -145,6 +167,7 @@ class Admission:
         if max_tries > tries_limit:
             raise InvalidOverrideError(
                 f"max_tries {max_tries} is over {task.name}'s limit of {tries_limit}",
+                field="max_tries",
                 limit=tries_limit,
             )
         return timeout, max_tries

@@ -15,7 +15,7 @@ Every error carries a stable ``code`` (what clients and failed job records show)
     ├── InvalidInputError
     │   ├── InvalidParamsError       params fail the task's model (each field's path)
     │   ├── ParamsTooLargeError
-    │   └── InvalidOverrideError     timeout/max_tries beyond the task's limits
+    │   └── InvalidOverrideError     defer/ttl/timeout/max_tries beyond their limits
     ├── ConflictError
     │   ├── IdempotencyConflictError same key, different payload
     │   └── JobNotCancellableError   job already finished

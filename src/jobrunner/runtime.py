@@ -37,7 +37,7 @@ from jobrunner.settings import Settings
 from jobrunner.store.blob_backends import blob_store
 from jobrunner.store.blobs import BlobStore
 from jobrunner.store.codec import decode_record, encode_fields
-from jobrunner.store.connection import connect
+from jobrunner.store.connection import connect, unavailable_reason
 from jobrunner.store.events import EventFeed
 from jobrunner.store.jobs import ArqEnqueue, JobStore, NewJob, Transition, valid_job_id
 from jobrunner.store.keys import Keys
@@ -56,7 +56,7 @@ async def redis_errors(operation: str, deadline: float) -> AsyncIterator[None]:
         async with asyncio.timeout(deadline):
             yield
     except (RedisError, OSError, TimeoutError) as exc:
-        reason = str(exc) or f"no answer within {deadline:g}s"
+        reason = unavailable_reason(exc, deadline)
         raise RedisUnavailableError(f"{operation} failed: Redis unavailable ({reason})") from exc
 
 
@@ -142,7 +142,7 @@ class JobRunner:
     ) -> JobRecord:
         """Enqueue one job; options are the fields of ``EnqueueRequest`` (tenant, plan, ...)."""
         name = task if isinstance(task, str) else task.name
-        raw = params.model_dump(mode="json") if isinstance(params, BaseModel) else params or {}
+        raw = {} if params is None else params  # a model is checked, then dumped, at the edge
         return await self.submit(parse_request({"task": name, "params": raw, **options}))
 
     async def submit(self, request: EnqueueRequest) -> JobRecord:

@@ -18,6 +18,10 @@ from jobrunner.domain.retry import RetryPolicy
 from jobrunner.domain.shares import DEFAULT_SHARES, PLANS
 
 MIB = 1024 * 1024
+DAY = 86400.0
+# The furthest any bound below may be set: keeps every timestamp a job can carry (now + defer
+# + ttl) far inside what datetime and Redis TTLs can hold.
+TEN_YEARS = 3650 * DAY
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
@@ -51,8 +55,10 @@ class Settings(BaseSettings):
     default_plan: str = "free"
     worker_queues: Annotated[tuple[str, ...], NoDecode] = PLANS
     concurrency: int = Field(default=20, ge=1, le=10_000)
-    default_timeout_seconds: float = Field(default=300.0, gt=0)
-    max_timeout_seconds: float = Field(default=6 * 3600.0, gt=0)
+    default_timeout_seconds: float = Field(default=300.0, gt=0, le=30 * DAY, allow_inf_nan=False)
+    max_timeout_seconds: float = Field(default=6 * 3600.0, gt=0, le=30 * DAY, allow_inf_nan=False)
+    max_defer_seconds: float = Field(default=366 * DAY, gt=0, le=TEN_YEARS, allow_inf_nan=False)
+    max_ttl_seconds: float = Field(default=30 * DAY, gt=0, le=TEN_YEARS, allow_inf_nan=False)
     retry_base_seconds: float = Field(default=1.0, ge=0)
     retry_cap_seconds: float = Field(default=600.0, ge=0)
     max_tries: int = Field(default=3, ge=1, le=100)

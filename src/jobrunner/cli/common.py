@@ -11,11 +11,12 @@ import click
 from pydantic import ValidationError
 
 from jobrunner.domain.models import JobRecord
-from jobrunner.errors import ConfigError, JobRunnerError
+from jobrunner.errors import ConfigError, InvalidParamsError, JobRunnerError
 from jobrunner.logs import configure_logging
 from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
 from jobrunner.store.connection import redact
+from jobrunner.submission import MAX_PARAMS_DEPTH
 from jobrunner.tasks.catalog import build_registry
 
 T = TypeVar("T")
@@ -84,11 +85,14 @@ def record_json(record: JobRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", exclude_none=True)
 
 
-def parse_params(text: str) -> dict[str, Any]:
+def parse_params(text: str, task: str) -> dict[str, Any]:
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--params") from exc
+    except RecursionError:  # nested past what the parser can hold: far past the params limit
+        deep = f"nested deeper than {MAX_PARAMS_DEPTH} levels"
+        report(InvalidParamsError(task, [{"loc": "(root)", "msg": deep}]))
     if not isinstance(parsed, dict):
         raise click.BadParameter("must be a JSON object, e.g. '{}'", param_hint="--params")
     return parsed

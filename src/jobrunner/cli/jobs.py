@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from jobrunner.cli.common import dump, parse_params, record_json, with_client
-from jobrunner.domain.models import JobRecord
+from jobrunner.domain.models import JobPage, JobRecord
 from jobrunner.domain.status import JobStatus
 from jobrunner.errors import WaitTimeoutError
 from jobrunner.runtime import JobRunner
@@ -29,7 +29,7 @@ from jobrunner.runtime import JobRunner
 @click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
 def enqueue(task: str, params: str, wait: bool, timeout: float | None, **options: Any) -> None:
     """Enqueue TASK and print its record; with --wait follow it, exit 0 only if it succeeded."""
-    parsed = parse_params(params)
+    parsed = parse_params(params, task)
     options = {k: v for k, v in options.items() if v is not None}
 
     async def go(runner: JobRunner) -> JobRecord:
@@ -81,13 +81,16 @@ def status(job_id: str) -> None:
 @click.option("--offset", type=int, default=0, show_default=True)
 @click.option("--limit", type=int, default=20, show_default=True)
 def list_jobs(tenant: str, status_: str | None, task: str | None, offset: int, limit: int) -> None:
-    """A tenant's jobs, newest first."""
+    """A tenant's jobs, newest first; records that do not decode are named on stderr."""
 
-    async def go(runner: JobRunner) -> dict[str, Any]:
-        page = await runner.list(tenant, status=status_, task=task, offset=offset, limit=limit)
-        return page.model_dump(mode="json", exclude_none=True)
+    async def go(runner: JobRunner) -> JobPage:
+        return await runner.list(tenant, status=status_, task=task, offset=offset, limit=limit)
 
-    dump(with_client(go))
+    page = with_client(go)
+    dump(page.model_dump(mode="json", exclude_none=True))
+    if page.skipped:  # listed in the JSON too; one line on stderr so nobody misses it
+        ids = ", ".join(f"{s.id} ({s.code})" for s in page.skipped)
+        click.echo(f"warning: skipped {len(page.skipped)} undecodable record(s): {ids}", err=True)
 
 
 @click.command()

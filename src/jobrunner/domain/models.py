@@ -92,10 +92,19 @@ class JobEvent(BaseModel):
         return self.status in TERMINAL
 
 
+class SkippedRecord(BaseModel):
+    """A record a listing left out because it does not decode (``record_corrupt``)."""
+
+    id: str
+    code: str
+    message: str
+
+
 class JobPage(BaseModel):
-    """One page of a listing, newest first."""
+    """One page of a listing, newest first; ``skipped``: ids on this page that do not decode."""
 
     items: list[JobRecord]
     total: int
     offset: int
     limit: int
+    skipped: list[SkippedRecord] = Field(default_factory=list)

@@ -20,6 +20,8 @@ _TIME_FIELDS = (
     "expires_at",
 )
 _INT_FIELDS = ("attempts", "max_tries", "interruptions", "priority")
+# OverflowError/OSError: a time beyond what datetime holds (records written before bounds existed)
+_UNDECODABLE = (KeyError, ValueError, UnicodeDecodeError, ValidationError, OverflowError, OSError)
 
 
 def dumps(value: Any) -> str:
@@ -65,7 +67,7 @@ def decode_record(raw: Mapping[bytes, bytes], job_id: str) -> JobRecord:
         data["progress"] = float(h.get("progress", "0"))
         data["timeout_seconds"] = float(h["timeout_seconds"])
         return JobRecord.model_validate(data)
-    except (KeyError, ValueError, UnicodeDecodeError, ValidationError) as exc:
+    except _UNDECODABLE as exc:
         raise RecordCorruptError(
             f"job record {job_id} does not decode: {exc}", job_id=job_id
         ) from exc

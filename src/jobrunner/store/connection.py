@@ -59,7 +59,17 @@ async def connect(url: str, *, timeout: float, default_queue: str) -> ArqRedis:
             await redis.ping()
     except (RedisError, OSError, TimeoutError) as exc:
         await redis.aclose(close_connection_pool=True)
+        reason = unavailable_reason(exc, timeout * 2)
         raise RedisUnavailableError(
-            f"cannot reach Redis at {redact(url)}: {exc or type(exc).__name__}", url=redact(url)
+            f"cannot reach Redis at {redact(url)}: {reason}", url=redact(url)
         ) from exc
     return redis
+
+
+def unavailable_reason(exc: BaseException, deadline: float) -> str:
+    """Why Redis did not answer, never empty: a deadline that passed has no message of its own."""
+    if str(exc):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {deadline:g}s"
+    return type(exc).__name__

@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from jobrunner.domain.models import AuditEntry, JobPage, JobRecord
+from jobrunner.domain.models import AuditEntry, JobPage, JobRecord, SkippedRecord
 from jobrunner.domain.status import TERMINAL, WAITING, JobStatus
 from jobrunner.errors import IdempotencyConflictError, JobNotFoundError, RecordCorruptError
 from jobrunner.store.codec import (
@@ -204,25 +204,27 @@ class JobStore:
             both.sort(key=lambda pair: pair[1], reverse=True)
             total = len(both)
             ids = [member for member, _ in both[offset : offset + limit]]
-        records = await self._load_many([i.decode() for i in ids], index_keys or [key])
-        return JobPage(items=records, total=total, offset=offset, limit=limit)
+        records, skipped = await self._load_many([i.decode() for i in ids])
+        return JobPage(items=records, total=total, offset=offset, limit=limit, skipped=skipped)
 
     async def _load_many(
-        self, ids: builtins.list[str], index_keys: builtins.list[str]
-    ) -> builtins.list[JobRecord]:
+        self, ids: builtins.list[str]
+    ) -> tuple[builtins.list[JobRecord], builtins.list[SkippedRecord]]:
+        """The records of ``ids`` that exist, and those that exist but do not decode."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hgetall(self.keys.job(job_id))
             raws = await pipe.execute()
         records: builtins.list[JobRecord] = []
+        skipped: builtins.list[SkippedRecord] = []
         for job_id, raw in zip(ids, raws, strict=True):
             if not raw:  # the record expired; its index entries are pruned by the cleanup cron
                 continue
             try:
                 records.append(decode_record(raw, job_id))
-            except RecordCorruptError:
-                continue
-        return records
+            except RecordCorruptError as exc:  # one bad record must not hide the others
+                skipped.append(SkippedRecord(id=job_id, code=exc.code, message=exc.message))
+        return records, skipped
 
     # -- changes ----------------------------------------------------------------------------
 
