@@ -152,3 +152,10 @@ def test_file_urls_name_the_data_dir_or_a_directory(tmp_path: Path) -> None:
     shared = blob_store(Settings(_env_file=None, blob_url=f"file://{tmp_path}/shared"))  # type: ignore[call-arg]
     assert isinstance(default, FileBlobStore) and default.root == tmp_path / "blobs"
     assert isinstance(shared, FileBlobStore) and shared.root == tmp_path / "shared"
+
+
+def test_the_secret_key_stays_out_of_reprs(s3_values: dict[str, Any], tmp_path: Path) -> None:
+    store = _store(tmp_path, **{**s3_values, "s3_secret_access_key": "s3cr3t-value"})
+    assert store.options.secret_access_key == "s3cr3t-value"
+    assert "s3cr3t" not in repr(store.options)
+    assert "s3cr3t" not in repr(Settings(_env_file=None, s3_secret_access_key="s3cr3t-value"))  # type: ignore[call-arg]

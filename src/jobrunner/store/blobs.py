@@ -66,9 +66,15 @@ class BlobStore(Protocol):
 
     async def get_bytes(self, ref: str) -> bytes: ...
 
-    async def local_path(self, ref: str) -> Path: ...
+    async def local_path(self, ref: str) -> Path:
+        """A local file with the blob's bytes, to read (never write): the blob's own file, or a
+        copy a remote store keeps in its bounded cache (blob_cache.py says for how long)."""
+        ...
 
-    async def delete(self, ref: str) -> None: ...
+    async def delete(self, ref: str) -> None:
+        """Remove the blob (and this machine's cached copy); a missing or malformed ref is a
+        no-op."""
+        ...
 
 
 def parse_ref(ref: str) -> tuple[str, str | None]:

@@ -17,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,14 +29,10 @@ import obstore as obs
 from obstore.exceptions import BaseError as ObstoreError
 from obstore.store import S3Store
 
-from jobrunner.errors import (
-    BlobNotFoundError,
-    BlobStoreUnavailableError,
-    BlobTooLargeError,
-    JobRunnerError,
-)
+from jobrunner.errors import BlobNotFoundError, BlobStoreUnavailableError, JobRunnerError
 from jobrunner.store.blob_cache import BlobCache
 from jobrunner.store.blobs import CHUNK_BYTES, StoredBlob, check_scheme, parse_ref, safe_name
+from jobrunner.store.stream_meter import SourceError, StreamMeter, chain, read_head
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, S3Config
@@ -55,7 +50,7 @@ class S3Options:
     endpoint_url: str | None = None
     region: str | None = None
     access_key_id: str | None = None
-    secret_access_key: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)  # never in a log line
     virtual_hosted_style: bool = False
     part_bytes: int = 8 * 1024 * 1024
     upload_concurrency: int = 4
@@ -110,57 +105,6 @@ def _errors(ref: str, doing: str) -> Iterator[None]:
         yield
     except (ObstoreError, OSError) as exc:
         raise _failure(exc, ref, doing) from exc
-
-
-class _SourceError(Exception):
-    """The caller's stream failed: re-raised as itself, never taken for a store error."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class _Meter:
-    """Size and sha256 of a stream as it passes; BlobTooLargeError past ``limit``."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.size = 0
-        self.digest = hashlib.sha256()
-
-    async def through(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-        source = aiter(chunks)
-        while True:
-            try:
-                piece = await anext(source)
-            except StopAsyncIteration:
-                return
-            except Exception as exc:
-                raise _SourceError(exc) from exc
-            self.size += len(piece)
-            if self.limit is not None and self.size > self.limit:
-                raise BlobTooLargeError(
-                    f"more than {self.limit} bytes", limit=self.limit, size=self.size
-                )
-            self.digest.update(piece)
-            yield piece
-
-
-async def _head(pieces: AsyncIterator[bytes], size: int) -> bytearray:
-    """Up to ``size`` bytes (or a little more) from the start of a stream."""
-    head = bytearray()
-    while len(head) < size:
-        piece = await anext(pieces, None)
-        if piece is None:
-            break
-        head += piece
-    return head
-
-
-async def _chain(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield head
-    async for piece in rest:
-        yield piece
 
 
 class S3BlobStore:
@@ -226,18 +170,18 @@ class S3BlobStore:
         name, scheme = safe_name(name), check_scheme(scheme)
         blob_id = uuid.uuid4().hex
         ref, key = f"{scheme}://{blob_id}/{name}", f"{blob_id}/{name}"
-        meter = _Meter(max_bytes)
+        meter = StreamMeter(max_bytes)
         pieces = aiter(meter.through(chunks))
         try:
-            head = await _head(pieces, self.options.part_bytes)
+            head = await read_head(pieces, self.options.part_bytes)
             with _errors(ref, "storing"):
                 if len(head) < self.options.part_bytes:  # the whole stream: one plain PUT
                     await self._put(key, bytes(head))
                 else:
-                    body = _chain(bytes(head), pieces)
+                    body = chain(bytes(head), pieces)
                     del head
                     await self._put(key, body)  # aborted, leaving nothing, if the stream fails
-        except _SourceError as exc:
+        except SourceError as exc:
             raise exc.error from None
         return StoredBlob(ref, meter.size, meter.digest.hexdigest())
 
