@@ -13,7 +13,6 @@ blobs in chunks, never whole in memory.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import re
 import shutil
@@ -23,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from jobrunner.errors import BlobNotFoundError, BlobTooLargeError
+from jobrunner.errors import BlobNotFoundError
+from jobrunner.store.stream_meter import SourceError, StreamMeter
 
 _REF = re.compile(r"^(?:blob|upload)://([0-9a-f]{32})(?:/([A-Za-z0-9._\-]{1,200}))?$")
 
@@ -170,25 +170,21 @@ class FileBlobStore:
         folder = self.root / blob_id
         tmp = folder / f".{name}.tmp"
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        digest, size = hashlib.sha256(), 0
+        meter = StreamMeter(max_bytes)  # size, sha256 and the limit, as with every backend
         try:
             handle = await asyncio.to_thread(tmp.open, "wb")
             try:
-                async for piece in rechunk(chunks, CHUNK_BYTES):
-                    size += len(piece)
-                    if max_bytes is not None and size > max_bytes:
-                        raise BlobTooLargeError(
-                            f"more than {max_bytes} bytes", limit=max_bytes, size=size
-                        )
-                    digest.update(piece)
+                async for piece in rechunk(meter.through(chunks), CHUNK_BYTES):
                     await asyncio.to_thread(handle.write, piece)
             finally:
                 await asyncio.to_thread(handle.close)
             await asyncio.to_thread(os.replace, tmp, folder / name)
-        except BaseException:
+        except BaseException as exc:
             await asyncio.to_thread(shutil.rmtree, folder, True)
+            if isinstance(exc, SourceError):
+                raise exc.error from None
             raise
-        return StoredBlob(f"{scheme}://{blob_id}/{name}", size, digest.hexdigest())
+        return StoredBlob(f"{scheme}://{blob_id}/{name}", meter.size, meter.digest.hexdigest())
 
     async def iter_bytes(self, ref: str, chunk_size: int = CHUNK_BYTES) -> AsyncIterator[bytes]:
         path = self._path(ref)

@@ -1,5 +1,6 @@
-"""A stream on its way to storage: measured as it passes (size, sha256, a limit), its first
-part read ahead, and the caller's own failures told apart from the store's."""
+"""A stream on its way to storage, for every backend's put_stream: measured as it passes (size,
+sha256, a limit), its first part read ahead, and the caller's own failures told apart from the
+store's."""
 
 from __future__ import annotations
 
