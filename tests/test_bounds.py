@@ -131,6 +131,7 @@ class Reading(BaseModel):
     [
         ({"x": math.nan}, ["x"]),  # was stored as null, silently
         ({"x": [1.0, math.inf], "y": {"z": -math.inf}}, ["x.1", "y.z"]),
+        ({"{a}": math.nan}, ["{a}"]),  # a key that looks like a template stays a key
         (Reading(value=math.nan, history=[1.0, math.inf]), ["history.1", "value"]),
     ],
 )

@@ -59,7 +59,9 @@ class EnqueueRequest(BaseModel):
         problems = params_problems(model.model_dump() if model else value)
         if problems:
             shown = "; ".join(f"{loc}: {msg}" for loc, msg in problems)
-            raise PydanticCustomError(_PARAMS_SHAPE, shown, {"problems": problems})
+            raise PydanticCustomError(
+                _PARAMS_SHAPE, "{shown}", {"shown": shown, "problems": problems}
+            )
         return model.model_dump(mode="json") if model else value
 
     @model_validator(mode="after")
