@@ -7,7 +7,7 @@ import pytest
 from jobrunner.context import ProgressThrottle
 from jobrunner.domain.capacity import free_slots
 from jobrunner.domain.retry import RetryPolicy, backoff_ceiling, next_delay, should_retry
-from jobrunner.domain.shares import split_concurrency
+from jobrunner.domain.shares import DEFAULT_SHARES, split_concurrency
 from jobrunner.domain.status import ACTIVE, TERMINAL, TRANSITIONS, JobStatus, can_transition
 
 
@@ -103,3 +103,20 @@ def test_when_every_queue_is_busy_each_gets_its_share() -> None:
     # borrowed slots are not taken again once the owner is busy: free waits for its own share
     assert _free("free", {**in_use, "free": 17}, busy) == 0
     assert _free("enterprise", {**in_use, "free": 17}, busy) == 1  # it had its reserve
+
+
+def test_fewer_slots_than_queues_still_runs_jobs_first_come() -> None:
+    guaranteed = split_concurrency(2, ["enterprise", "business", "pro", "free"], DEFAULT_SHARES)
+    idle = dict.fromkeys(guaranteed, 0)
+    quiet = dict.fromkeys(guaranteed, False)
+    assert free_slots("free", total=2, guaranteed=guaranteed, in_use=idle, backlogged=quiet) == 2
+    one_busy = {**idle, "pro": 1}
+    for queue in guaranteed:
+        assert (
+            free_slots(queue, total=2, guaranteed=guaranteed, in_use=one_busy, backlogged=quiet)
+            == 1
+        )
+    full = {**idle, "pro": 1, "free": 1}
+    assert (
+        free_slots("enterprise", total=2, guaranteed=guaranteed, in_use=full, backlogged=quiet) == 0
+    )

@@ -4,7 +4,7 @@ Each queue is guaranteed its share of a worker's concurrency. Capacity another q
 using may be borrowed, except a reserve kept free for every other queue: one slot while that
 queue is quiet, its whole share while it has a backlog. So a lone ``free`` backlog uses almost
 the whole worker, yet an ``enterprise`` job arriving later finds a slot at once, and when every
-queue is busy each gets exactly its share.
+queue is busy each gets exactly its share. With fewer slots than queues there are no reserves.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ def free_slots(
 ) -> int:
     """Jobs ``queue`` may start now without eating into the reserves of the other queues."""
     mine = in_use.get(queue, 0)
+    if len(guaranteed) > total:
+        # Fewer slots than queues (`--concurrency 2` over four plans): a reserve for every
+        # queue cannot exist, and keeping one anyway would starve them all. First come.
+        return max(0, total - sum(in_use.values()))
     held_by_others = 0
     one_slot_owed = 0  # slots still owed so every other queue can start one job at once
     for other, share in guaranteed.items():
