@@ -18,7 +18,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from jobrunner.api import admin
+from jobrunner.api import admin, catalog, docs, files, jobs, openapi, streaming, uploads, usage
 from jobrunner.api.middleware import CORRELATION_HEADER, RequestContextMiddleware
 from jobrunner.api.problems import EXCEPTION_HANDLERS
 from jobrunner.api.services import ApiServices
@@ -30,7 +30,17 @@ from jobrunner.tasks.catalog import build_registry
 
 __all__ = ["ROUTE_MODULES", "create_app"]
 
-ROUTE_MODULES: tuple[ModuleType, ...] = (admin,)
+ROUTE_MODULES: tuple[ModuleType, ...] = (
+    jobs,
+    streaming,
+    uploads,
+    files,
+    catalog,
+    usage,
+    admin,
+    openapi,
+    docs,
+)
 
 _ALLOWED = ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", CORRELATION_HEADER]
 _EXPOSED = [

@@ -50,9 +50,10 @@ class Reply:
 
 @dataclass(frozen=True)
 class Body:
-    """A request body: per media type, a model, a schema, or a schema built from the tasks."""
+    """A request body: per media type, a model, a schema, or a function of the registry and
+    the document's components that builds one (the job submission, one variant per task)."""
 
-    content: Mapping[str, type[BaseModel] | Schema | Callable[[Registry], Schema]]
+    content: Mapping[str, type[BaseModel] | Schema | Callable[[Registry, Any], Schema]]
     required: bool = True
 
 
