@@ -3,6 +3,9 @@ the session's real Redis; an admin token and a helper that issues tenant keys.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,9 @@ from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from jobrunner.api import create_app
+from jobrunner.api.server import embedded_server, serve_until_cancelled
 from jobrunner.api.services import ApiServices
+from jobrunner.embedded import free_port
 from jobrunner.settings import Settings
 from tests.conftest import make_settings
 
@@ -43,6 +48,23 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as c:
         yield c
+
+
+@pytest.fixture
+async def live_url(app: Starlette) -> AsyncIterator[str]:
+    """The same app behind a real uvicorn on a free port (for streams: httpx's ASGI transport
+    hands a response over only once it is complete)."""
+    port = free_port()
+    server = embedded_server(app, "127.0.0.1", port, lifespan="off")
+    task = asyncio.create_task(serve_until_cancelled(server))
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and not task.done(), "uvicorn did not start"
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @pytest.fixture
