@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["EmbeddedServer", "embedded_server", "serve_until_cancelled"]
+from jobrunner.errors import ConfigError
+
+__all__ = ["EmbeddedServer", "bind", "embedded_server", "serve_until_cancelled"]
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -37,9 +40,20 @@ def embedded_server(
     return EmbeddedServer(config)
 
 
-async def serve_until_cancelled(server: EmbeddedServer) -> None:
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or ConfigError (uvicorn would exit the whole process instead)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise ConfigError(f"the HTTP API cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+async def serve_until_cancelled(
+    server: EmbeddedServer, sockets: list[socket.socket] | None = None
+) -> None:
     """Serve; when cancelled, stop accepting, finish what is in flight, then re-raise."""
-    task = asyncio.ensure_future(server.serve())
+    task = asyncio.ensure_future(server.serve(sockets))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from jobrunner.store.keys import Keys
 
-__all__ = ["ApiKey", "ApiKeys", "key_digest"]
+__all__ = ["ApiKey", "ApiKeys", "key_digest", "new_key_text"]
 
 KEY_TEXT_PREFIX = "jr_"
 
@@ -27,7 +27,8 @@ def key_digest(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
-def _new_key_text() -> tuple[str, str]:
+def new_key_text() -> tuple[str, str]:
+    """A fresh key: (its id, its text)."""
     key_id = secrets.token_hex(6)
     return key_id, f"{KEY_TEXT_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
 
@@ -95,7 +96,7 @@ class ApiKeys:
     ) -> tuple[ApiKey, str]:
         """A new key: (what it grants, its text, shown once). ``api_key`` re-registers a key
         whose text is known (``jobrunner up``'s development key after a Redis reset)."""
-        key_id, text = _new_key_text()
+        key_id, text = new_key_text()
         if api_key is not None:
             key_id, text = _key_id_of(api_key) or key_id, api_key
         record = ApiKey(
