@@ -72,20 +72,29 @@ def unauthorized(detail: str, *, invalid: bool = False) -> Problem:
     return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
 
-async def authenticate(conn: HTTPConnection) -> Principal:
-    """The tenant key's principal (no rate limit spent): for routes and WebSockets alike."""
+def _token(conn: HTTPConnection, api: ApiServices) -> str:
     token = bearer_token(conn)
     if token is None:
         raise unauthorized("send an API key: 'Authorization: Bearer <key>'")
-    api = services(conn)
     if is_admin_token(api.settings, token):
         raise Problem(403, "forbidden", "the admin token is not a tenant key")
-    async with api.guard("authenticate"):
-        key = await api.api_keys.lookup(token)
+    return token
+
+
+def _known(conn: HTTPConnection, key: ApiKey | None, api: ApiServices) -> Principal:
     if key is None:
         raise unauthorized("unknown or revoked API key", invalid=True)
     conn.scope.setdefault("state", {})["tenant"] = key.tenant
     return _principal(api.settings, key)
+
+
+async def authenticate(conn: HTTPConnection) -> Principal:
+    """The tenant key's principal, spending no rate."""
+    api = services(conn)
+    token = _token(conn, api)
+    async with api.guard("authenticate"):
+        key = await api.api_keys.lookup(token)
+    return _known(conn, key, api)
 
 
 def _principal(settings: Settings, key: ApiKey) -> Principal:
@@ -95,13 +104,16 @@ def _principal(settings: Settings, key: ApiKey) -> Principal:
 
 
 async def require_tenant(conn: HTTPConnection) -> Principal:
-    """Authenticate a tenant key and spend one request of its rate (429 when none is left)."""
-    principal = await authenticate(conn)
-    if principal.rate_limit_per_s is None:
-        return principal
+    """Authenticate a tenant key and spend one request of its rate (429 when none is left);
+    both in one Redis call."""
     api = services(conn)
-    async with api.guard("rate limit"):
-        decision = await api.limits.take(principal.key_id, principal.rate_limit_per_s)
+    token = _token(conn, api)
+    async with api.guard("authenticate"):
+        admitted = await api.gate.admit(token)
+    principal = _known(conn, admitted.key if admitted else None, api)
+    decision = admitted.rate if admitted else None
+    if decision is None:
+        return principal
     headers = _rate_headers(decision)
     response_headers(conn.scope).update(headers)
     if not decision.allowed:

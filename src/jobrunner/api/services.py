@@ -15,6 +15,7 @@ from jobrunner.registry import Registry
 from jobrunner.runtime import JobRunner, redis_errors
 from jobrunner.settings import Settings
 from jobrunner.store.blobindex import BlobIndex
+from jobrunner.store.gate import RequestGate
 from jobrunner.store.limits import Limits
 from jobrunner.store.tenants import ApiKeys
 
@@ -28,12 +29,14 @@ class ApiServices:
     api_keys: ApiKeys = field(init=False)
     limits: Limits = field(init=False)
     blob_index: BlobIndex = field(init=False)
+    gate: RequestGate = field(init=False)
 
     def __post_init__(self) -> None:
         redis, keys = self.runner.redis, self.runner.keys
         self.api_keys = ApiKeys(redis, keys)
         self.limits = Limits(redis, keys)
         self.blob_index = BlobIndex(redis, keys, ttl_seconds=self.settings.blob_ttl_seconds)
+        self.gate = RequestGate(redis, keys, plan_rates=self.settings.plan_rate_limits)
 
     @property
     def registry(self) -> Registry:

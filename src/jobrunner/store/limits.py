@@ -5,6 +5,7 @@ Quotas count jobs per tenant per calendar month (UTC): a submit reserves one uni
 job is created and gives it back if the submit turned out to be an idempotent replay or failed.
 Rates are token buckets per API key, refilled continuously at ``rate`` tokens a second, holding
 at most one second's worth (the burst); time is Redis's own clock, the same for every process.
+The bucket is spent in gate.py, in the same Lua call that finds the request's API key.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from redis.asyncio import Redis
 
 from jobrunner.store.keys import Keys
 
-__all__ = ["Limits", "Period", "RateDecision", "billing_period"]
+__all__ = ["TAKE_TOKEN", "Limits", "Period", "RateDecision", "billing_period", "rate_decision"]
 
 # KEYS: 1 counter. ARGV: 1 quota, 2 expire-at ms. Returns {1, used} or {0, used} (refused).
 _RESERVE = """
@@ -37,25 +38,26 @@ if used > 0 then return redis.call('DECR', KEYS[1]) end
 return 0
 """
 
-# KEYS: 1 bucket hash. ARGV: 1 rate per second, 2 capacity.
-# Returns {allowed (1/0), tokens left after this request (as a string: Lua numbers to Redis
-# integers would drop the fraction)}.
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rate, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or capacity
-local at = tonumber(state[2]) or now
-tokens = math.min(capacity, tokens + math.max(0, now - at) * rate / 1000)
-local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
+# A token bucket at key ``bucket``: refilled at ``rate`` a second up to ``capacity``, on Redis's
+# clock. Returns allowed (1/0) and the tokens left as a string (a Lua number returned to Redis
+# as an integer would lose its fraction). Shared with gate.py's one-call admission.
+TAKE_TOKEN = """
+local function take_token(bucket, rate, capacity)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local state = redis.call('HMGET', bucket, 'tokens', 'at')
+  local tokens = tonumber(state[1]) or capacity
+  local at = tonumber(state[2]) or now
+  tokens = math.min(capacity, tokens + math.max(0, now - at) * rate / 1000)
+  local allowed = 0
+  if tokens >= 1 then
+    tokens = tokens - 1
+    allowed = 1
+  end
+  redis.call('HSET', bucket, 'tokens', tostring(tokens), 'at', now)
+  redis.call('PEXPIRE', bucket, math.ceil(capacity / rate * 1000) + 1000)
+  return allowed, tostring(tokens)
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
-return {allowed, tostring(tokens)}
 """
 
 
@@ -93,7 +95,6 @@ class Limits:
         self.keys = keys
         self._reserve = redis.register_script(_RESERVE)
         self._release = redis.register_script(_RELEASE)
-        self._take = redis.register_script(_TAKE)
 
     async def reserve(self, tenant: str, period: Period, quota: int) -> tuple[bool, int]:
         """Count one job against the quota: (allowed, used including this one if allowed)."""
@@ -111,15 +112,14 @@ class Limits:
         raw = await self.redis.get(self.keys.usage(tenant, period.name))
         return int(raw or 0)
 
-    async def take(self, key_id: str, rate: float) -> RateDecision:
-        """Spend one token of ``key_id``'s bucket (``rate`` a second, burst one second's worth)."""
-        capacity = max(rate, 1.0)
-        ok, left = await self._take(keys=[self.keys.rate_bucket(key_id)], args=[rate, capacity])
-        tokens = float(left)
-        return RateDecision(
-            allowed=bool(ok),
-            limit=math.floor(capacity),
-            remaining=math.floor(tokens),
-            reset_s=math.ceil((capacity - tokens) / rate),
-            retry_after_s=0 if ok else max(1, math.ceil((1 - tokens) / rate)),
-        )
+
+def rate_decision(allowed: bool, tokens: float, rate: float) -> RateDecision:
+    """The RateLimit-* values for a bucket of ``rate`` a second left with ``tokens``."""
+    capacity = max(rate, 1.0)
+    return RateDecision(
+        allowed=allowed,
+        limit=math.floor(capacity),
+        remaining=math.floor(tokens),
+        reset_s=math.ceil((capacity - tokens) / rate),
+        retry_after_s=0 if allowed else max(1, math.ceil((1 - tokens) / rate)),
+    )
