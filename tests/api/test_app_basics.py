@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-import httpx
-import structlog
+import time
+from pathlib import Path
 
-from tests.api.conftest import MakeKey, admin, assert_problem, bearer
+import httpx
+import pytest
+import structlog
+from asgi_lifespan import LifespanManager
+
+from jobrunner.api import create_app
+from jobrunner.api.services import ApiServices
+from jobrunner.embedded import free_port
+from tests.api.conftest import MakeKey, admin, api_settings, assert_problem, bearer
+from tests.conftest import start_redis
 
 
 async def test_unknown_route_is_a_problem_with_a_correlation_id(client: httpx.AsyncClient) -> None:
@@ -86,3 +95,50 @@ async def test_access_log_carries_correlation_id_route_and_status(
     [line] = [e for e in logs if e["event"] == "request"]
     assert line["correlation_id"] == "c-1" and line["status"] == 200
     assert line["route"] == "/api/v1/admin/keys" and line["duration_ms"] >= 0
+
+
+async def test_an_unexpected_error_is_a_logged_500_problem(
+    client: httpx.AsyncClient, make_key: MakeKey, api: ApiServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = await make_key()
+
+    async def broken(job_id: str) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api.runner, "get", broken)
+    with structlog.testing.capture_logs() as logs:
+        reply = await client.get(f"/api/v1/jobs/{'a' * 32}", headers=bearer(key))
+    body = assert_problem(reply, 500, "internal-error")
+    assert "boom" not in body["detail"] and reply.headers["X-Correlation-Id"]
+    assert any(e["event"] == "unhandled error" and e.get("exc_info") for e in logs)
+
+
+async def test_writes_answer_503_quickly_while_redis_is_down(tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_redis(tmp_path / "redis", port, persist=False)
+    url = f"redis://127.0.0.1:{port}/0"
+    settings = api_settings(url, "down", tmp_path, redis_timeout_seconds=0.5)
+    app = create_app(settings)
+    try:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://down.test"
+            ) as client,
+        ):
+            made = await client.post(
+                "/api/v1/admin/keys", json={"tenant": "acme", "plan": "pro"}, headers=admin()
+            )
+            key = made.json()["api_key"]
+            proc.terminate()
+            proc.wait(10)
+            started = time.monotonic()
+            reply = await client.post(
+                "/api/v1/jobs", json={"task": "demo.echo"}, headers=bearer(key)
+            )
+            assert_problem(reply, 503, "redis-unavailable")
+            assert time.monotonic() - started < 3
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
