@@ -95,7 +95,8 @@ async def sse_body(source: AsyncIterator[Item], heartbeat: float) -> AsyncIterat
     auth="tenant",
     description="`status` and `progress` events (JSON data, ids naming the state), a comment "
     "heartbeat every 15 s, resumable with `Last-Event-ID`; the stream ends after a terminal "
-    "status.",
+    "status. The WebSocket `/api/v1/jobs/{job_id}/ws` sends the same events as JSON messages "
+    "`{id, event, data}` and closes (1000) after a terminal status.",
     headers={"Last-Event-ID": "Resume after this event."},
     responses={
         200: Reply("The event stream", schema={"type": "string"}, media_type="text/event-stream")
