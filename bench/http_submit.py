@@ -6,8 +6,9 @@ Starts a throwaway redis-server (or uses BENCH_REDIS_URL with a fresh key prefix
 uvicorn process each for `jobrunner api` (JSON access logs on, to /dev/null) and for a bare
 Starlette route returning {} (bench/bare_app.py), both with the same uvicorn defaults. The same
 httpx client drives each with CONCURRENCY requests in flight for SECONDS (after a 1 s warm-up)
-and prints requests/s, p50/p99 latency and the ratio. Targets: submit p99 <= 25 ms and >= 40%
-of the bare route's requests/s. Prints figures; asserts nothing.
+and prints requests/s, p50/p99 latency, the ratio, and the CPU time each server process spent
+per request (a figure other load on the machine disturbs less than latency). Targets: submit
+p99 <= 25 ms and >= 40% of the bare route's requests/s. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,20 @@ ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "bench-admin-token-0123456789"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Figures:
     name: str
     latencies: list[float]
     errors: int
     seconds: float
+    sent: int = 0  # every request, warm-up included
+    server_cpu: float = 0.0  # seconds the server process spent on them
 
     @property
     def rate(self) -> float:
@@ -48,9 +58,11 @@ class Figures:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
     def line(self) -> str:
+        cpu = self.server_cpu / max(self.sent, 1) * 1000
         return (
             f"{self.name:<26} {len(self.latencies):>7} ok {self.errors:>5} errors "
             f"{self.rate:>8.0f} req/s   p50 {self.pct(0.50):6.2f} ms   p99 {self.pct(0.99):6.2f} ms"
+            f"   server CPU {cpu:.2f} ms/req"
         )
 
 
@@ -80,13 +92,14 @@ async def drive(
 ) -> Figures:
     """CONCURRENCY loops posting until the deadline; a 1 s warm-up is not counted."""
     latencies: list[float] = []
-    errors = 0
+    errors = sent = 0
     start = time.perf_counter()
     measure_from, stop_at = start + 1.0, start + 1.0 + args.seconds
 
     async def loop() -> None:
-        nonlocal errors
+        nonlocal errors, sent
         while (now := time.perf_counter()) < stop_at:
+            sent += 1
             try:
                 reply = await client.post(path, json=body, headers=headers)
                 ok = reply.status_code < 300
@@ -100,7 +113,15 @@ async def drive(
                     errors += 1
 
     await asyncio.gather(*(loop() for _ in range(args.concurrency)))
-    return Figures(path, latencies, errors, args.seconds)
+    return Figures(path, latencies, errors, args.seconds, sent)
+
+
+async def measured(pid: int, run: Awaitable[Figures]) -> Figures:
+    """``run``'s figures with the CPU time the server process spent meanwhile."""
+    before = cpu_seconds(pid)
+    figures = await run
+    figures.server_cpu = cpu_seconds(pid) - before
+    return figures
 
 
 def client_for(url: str, concurrency: int) -> httpx.AsyncClient:
@@ -132,7 +153,7 @@ async def bench_submit(redis_url: str, args: Any) -> Figures:
             )
             auth = {"Authorization": f"Bearer {made.json()['api_key']}"}
             body = {"task": "demo.echo", "params": {"n": 1}}
-            return await drive(client, "/api/v1/jobs", body, auth, args)
+            return await measured(proc.pid, drive(client, "/api/v1/jobs", body, auth, args))
     finally:
         proc.terminate()
         await proc.wait()
@@ -146,7 +167,8 @@ async def bench_bare(args: Any) -> Figures:
     try:
         await wait_up(url)
         async with client_for(url, args.concurrency) as client:
-            return await drive(client, "/", {"task": "demo.echo", "params": {"n": 1}}, {}, args)
+            body = {"task": "demo.echo", "params": {"n": 1}}
+            return await measured(proc.pid, drive(client, "/", body, {}, args))
     finally:
         proc.terminate()
         await proc.wait()
