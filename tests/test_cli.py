@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis as sync_redis
 import structlog
@@ -220,27 +221,45 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_up_runs_everything_on_an_embedded_redis(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def _start_up(data: Path, api_port: int) -> tuple[subprocess.Popen[str], list[str]]:
     up = subprocess.Popen(
-        [*CLI, "up", "--data-dir", str(data), "--concurrency", "4"],
+        [*CLI, "up", "--data-dir", str(data), "--concurrency", "4", "--port", str(api_port)],
         env=_environ(),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    assert up.stdout is not None
+    return up, [up.stdout.readline() for _ in range(9)]
+
+
+def _printed(lines: list[str], label: str) -> str:
+    line = next(line for line in lines if line.strip().startswith(label))
+    return line.split(label, 1)[1].split()[0]
+
+
+def test_up_runs_everything_on_an_embedded_redis(tmp_path: Path) -> None:
+    data, api_port = tmp_path / "data", free_port()
+    up, lines = _start_up(data, api_port)
     try:
-        assert up.stdout is not None
-        first = up.stdout.readline()
-        match = re.search(r"redis://127\.0\.0\.1:(\d+)/0", first)
-        assert match, first
+        match = re.search(r"redis://127\.0\.0\.1:(\d+)/0", lines[0])
+        assert match, lines
         url, port = match.group(0), int(match.group(1))
-        rest = [up.stdout.readline() for _ in range(5)]
         assert any(
-            f"JOBRUNNER_REDIS_URL={url}" in line and "jobrunner worker" in line for line in rest
+            f"JOBRUNNER_REDIS_URL={url}" in line and "jobrunner worker" in line for line in lines
         )
-        assert any("arq jobrunner.worker.WorkerSettings" in line for line in rest)
-        assert any("HTTP API" in line and "not part of this build" in line for line in rest)
+        assert any("arq jobrunner.worker.WorkerSettings" in line for line in lines)
+        api_url = f"http://127.0.0.1:{api_port}"
+        assert _printed(lines, "HTTP API:") == api_url and f"{api_url}/docs" in "".join(lines)
+        token, dev_key = _printed(lines, "admin token:"), _printed(lines, "dev API key:")
+        assert (data / "admin_token").read_text().strip() == token
+        assert (data / "admin_token").stat().st_mode & 0o077 == 0
+        tasks = httpx.get(f"{api_url}/api/v1/tasks", headers={"Authorization": f"Bearer {dev_key}"})
+        assert tasks.status_code == 200 and "demo.echo" in tasks.text
+        keys = httpx.get(
+            f"{api_url}/api/v1/admin/keys", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert [(k["tenant"], k["plan"]) for k in keys.json()["items"]] == [("dev", "pro")]
         client = _environ(JOBRUNNER_REDIS_URL=url, JOBRUNNER_DEMO_TASKS="true")
         done = subprocess.run(
             [*CLI, "enqueue", "demo.echo", "--params", "{}", "--wait", "--timeout", "30"],
@@ -259,7 +278,19 @@ def test_up_runs_everything_on_an_embedded_redis(tmp_path: Path) -> None:
     while _port_open(port) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _port_open(port), "the embedded redis-server outlived `jobrunner up`"
+    assert not _port_open(api_port), "the API outlived `jobrunner up`"
     assert list((data / "redis").glob("appendonly*"))
+    again, lines = _start_up(data, api_port)  # same data dir: the same token and key
+    try:
+        answer = httpx.get(
+            f"{api_url}/api/v1/tasks", headers={"Authorization": f"Bearer {dev_key}"}
+        )
+        assert answer.status_code == 200  # and serving, so its signal handlers are in place
+        assert _printed(lines, "admin token:") == token
+        assert _printed(lines, "dev API key:") == dev_key
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(15) == 0
 
 
 def test_upload_copies_a_file_into_the_blob_store(invoke: Invoke, tmp_path: Path) -> None:

@@ -59,7 +59,8 @@ class Admission:
         self.registry = registry
         self.keys = keys
 
-    def admit(self, req: EnqueueRequest, now_ms: float) -> Admitted:
+    def admit(self, req: EnqueueRequest, now_ms: float, fingerprint: str | None = None) -> Admitted:
+        """``fingerprint`` is what an idempotency key is compared by (default: task + params)."""
         task = self.registry.get(req.task)
         params_json = self._params_json(task, req)
         plan = req.plan or task.queue or self.settings.default_plan
@@ -78,7 +79,8 @@ class Admission:
             fields=fields,
             created_ms=now_ms,
             audit=AuditEntry(at=datetime.now(tz=UTC), event="enqueued", status=JobStatus.QUEUED),
-            fingerprint=hashlib.sha256(f"{task.name}\0{params_json}".encode()).hexdigest(),
+            fingerprint=fingerprint
+            or hashlib.sha256(f"{task.name}\0{params_json}".encode()).hexdigest(),
             idempotency_key=req.idempotency_key,
             expires_ms=expires,
         )

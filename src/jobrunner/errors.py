@@ -18,7 +18,8 @@ Every error carries a stable ``code`` (what clients and failed job records show)
     │   └── InvalidOverrideError     defer/ttl/timeout/max_tries beyond their limits
     ├── ConflictError
     │   ├── IdempotencyConflictError same key, different payload
-    │   └── JobNotCancellableError   job already finished
+    │   ├── JobNotCancellableError   job already finished
+    │   └── JobNotRetryableError     only failed, cancelled or expired jobs are retried
     ├── WaitTimeoutError             wait() gave up before the job finished
     └── TaskError                    raised by task code; ends up on the job record
         ├── PermanentError           fails the job at once
@@ -122,6 +123,10 @@ class IdempotencyConflictError(ConflictError):
 
 class JobNotCancellableError(ConflictError):
     code = "job_not_cancellable"
+
+
+class JobNotRetryableError(ConflictError):
+    code = "job_not_retryable"
 
 
 class WaitTimeoutError(JobRunnerError):

@@ -23,12 +23,13 @@ from redis.exceptions import RedisError
 
 from jobrunner.admission import Admission, Admitted
 from jobrunner.domain.models import AuditEntry, JobEvent, JobPage, JobRecord
-from jobrunner.domain.status import JobStatus
+from jobrunner.domain.status import RETRYABLE, JobStatus
 from jobrunner.embedded import embedded_redis
 from jobrunner.errors import (
     InvalidInputError,
     JobNotCancellableError,
     JobNotFoundError,
+    JobNotRetryableError,
     RedisUnavailableError,
     WaitTimeoutError,
 )
@@ -149,9 +150,14 @@ class JobRunner:
         """Enqueue a validated request through arq's ``enqueue_job``."""
         return (await self.submit_or_replay(request)).record
 
-    async def submit_or_replay(self, request: EnqueueRequest) -> Submitted:
-        """``submit``, also telling whether an idempotency key returned an earlier job."""
-        prepared = self._admission.admit(request, _now_ms())
+    async def submit_or_replay(
+        self, request: EnqueueRequest, *, fingerprint: str | None = None
+    ) -> Submitted:
+        """``submit``, also telling whether an idempotency key returned an earlier job.
+
+        ``fingerprint`` replaces what a repeated key is compared by (task + params): the HTTP
+        API compares whole request bodies."""
+        prepared = self._admission.admit(request, _now_ms(), fingerprint)
         async with self._guard("enqueue"):
             job_id, created = await self.store.create(prepared.new)
             if not created:
@@ -215,6 +221,32 @@ class JobRunner:
             serializer=self.redis.job_serializer,
         )
         return ArqEnqueue(queue=p.queue, payload=payload, ttl_ms=p.arq_ttl_ms, score=p.score_ms)
+
+    async def retry(self, job_id: str, *, correlation_id: str | None = None) -> JobRecord:
+        """A new job repeating a failed, cancelled or expired one (same task, params, plan,
+        priority and limits), with ``retry_of`` naming it."""
+        old = await self.get(job_id)
+        if old.status not in RETRYABLE:
+            raise JobNotRetryableError(
+                f"job {job_id} is {old.status.value}; only failed, cancelled or expired jobs "
+                "are retried",
+                status=old.status.value,
+            )
+        ttl = (old.expires_at - old.scheduled_at).total_seconds() if old.expires_at else None
+        request = EnqueueRequest(
+            task=old.task,
+            params=old.params,
+            tenant=old.tenant,
+            plan=old.plan,
+            priority=old.priority,
+            correlation_id=correlation_id or old.correlation_id,
+            ttl_seconds=ttl or None,
+            timeout_seconds=old.timeout_seconds,
+            max_tries=old.max_tries,
+            callback_url=old.callback_url,
+            retry_of=old.id,
+        )
+        return await self.submit(request)
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -23,6 +23,14 @@ DAY = 86400.0
 # + ttl) far inside what datetime and Redis TTLs can hold.
 TEN_YEARS = 3650 * DAY
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+# Per plan: jobs a tenant may submit per calendar month (UTC) and API requests per second.
+DEFAULT_MONTHLY_QUOTAS: dict[str, int] = {
+    "free": 1_000,
+    "pro": 100_000,
+    "business": 1_000_000,
+    "enterprise": 10_000_000,
+}
+DEFAULT_RATE_LIMITS: dict[str, float] = {"free": 5, "pro": 50, "business": 200, "enterprise": 1000}
 
 
 class Settings(BaseSettings):
@@ -95,10 +103,23 @@ class Settings(BaseSettings):
     tasks: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Task lists to load, as 'package.module:NAME' (a Task or a list)."
     )
+    # -- HTTP API -----------------------------------------------------------------------------
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the admin routes; unset: no admin access."
+    )
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest JSON body.")
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="Largest upload.")
+    blob_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, ge=60, description="How long uploads and outputs stay downloadable."
+    )
+    plan_quotas: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MONTHLY_QUOTAS))
+    plan_rate_limits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
     log_json: bool = False
     log_level: str = "info"
 
-    @field_validator("plans", "worker_queues", "tasks", mode="before")
+    @field_validator("plans", "worker_queues", "tasks", "cors_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
@@ -122,6 +143,9 @@ class Settings(BaseSettings):
         unknown = [q for q in (*self.worker_queues, self.default_plan) if q not in self.plans]
         if unknown:
             raise ValueError(f"unknown plans {unknown}; configured plans: {list(self.plans)}")
+        limits = [*self.plan_quotas.values(), *self.plan_rate_limits.values()]
+        if any(value <= 0 for value in limits):
+            raise ValueError("plan quotas and rate limits must be positive")
         return self
 
     @property

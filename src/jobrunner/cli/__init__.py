@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from jobrunner.cli import files, jobs, serve
+from jobrunner.cli import api, files, jobs, serve
 
 __all__ = ["main"]
 
@@ -27,6 +27,8 @@ def main() -> None:
 for _command in (
     serve.up,
     serve.worker,
+    api.api,
+    api.keys,
     jobs.enqueue,
     jobs.status,
     jobs.list_jobs,

@@ -5,12 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 
 import click
 
-from jobrunner.cli.common import check_url, client_settings, load_settings, run
+from jobrunner.api.server import bind
+from jobrunner.cli.common import check_url, client_settings, load_settings, report, run
+from jobrunner.cli.devapi import (
+    admin_token,
+    dev_key_text,
+    ensure_dev_key,
+    print_api_help,
+    serve_http,
+)
+from jobrunner.errors import ConfigError
 from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
 from jobrunner.tasks.catalog import build_registry
@@ -20,24 +30,35 @@ from jobrunner.worker.runner import WorkerRunner
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP API address.")
-@click.option("--port", default=8000, show_default=True, help="HTTP API port.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="HTTP API port."
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Redis data, blobs.")
 @click.option("--concurrency", type=int, help="Jobs run at once by the in-process worker.")
 def up(host: str, port: int, data_dir: Path | None, concurrency: int | None) -> None:
-    """Run everything on this machine: (embedded) Redis, a worker, the demo tasks."""
+    """Run everything on this machine: (embedded) Redis, a worker, the demo tasks, the API."""
     demo = None if "JOBRUNNER_DEMO_TASKS" in os.environ else True
     settings = load_settings(data_dir=data_dir, concurrency=concurrency, demo_tasks=demo)
     if settings.redis_url is not None:
         check_url(settings.redis_url)
-    run(lambda: _up(settings, host, port))
+    settings, token_source = admin_token(settings)
+    dev_key = dev_key_text(settings)
+    try:
+        sock = bind(host, port)
+    except ConfigError as exc:
+        report(exc)
+    run(lambda: _up(settings, sock, token_source, dev_key))
 
 
-async def _up(settings: Settings, host: str, port: int) -> None:
+async def _up(settings: Settings, sock: socket.socket, token_source: str, dev_key: str) -> None:
     registry = build_registry(settings)
     async with JobRunner(settings, registry) as runner:
+        await ensure_dev_key(runner, dev_key)
         worker = WorkerRunner(settings, registry, redis=runner.redis, cron_jobs=maintenance_cron())
         _print_join_help(settings, runner.redis_url, registry.names())
-        http = asyncio.create_task(_serve_http(runner, host, port))
+        host, port = sock.getsockname()[:2]
+        print_api_help(settings, f"http://{host}:{port}", token_source, dev_key)
+        http = asyncio.create_task(serve_http(runner, settings, sock))
         try:
             await worker.run(handle_signals=True)
         finally:
@@ -58,16 +79,6 @@ def _print_join_help(settings: Settings, redis_url: str, tasks: Iterable[str]) -
     click.echo(f"  or:           {env} jobrunner worker")
     click.echo(f"  tasks: {', '.join(tasks)}")
     click.echo("  Ctrl-C or SIGTERM stops (running jobs get the shutdown grace period).", err=True)
-
-
-async def _serve_http(runner: JobRunner, host: str, port: int) -> None:
-    """The HTTP API's seam in ``up``: serve ``runner`` on host:port until cancelled.
-
-    Not part of this build, so it only says so. ``_up`` already runs it as a task beside
-    the worker and cancels it at shutdown: an API server goes here (its own signal
-    handling off; the worker's SIGTERM/SIGINT handlers end both).
-    """
-    click.echo(f"  HTTP API on {host}:{port}: not part of this build yet (library and CLI only)")
 
 
 @click.command()

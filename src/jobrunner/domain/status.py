@@ -20,6 +20,10 @@ WAITING: frozenset[JobStatus] = frozenset({JobStatus.QUEUED, JobStatus.RETRYING}
 TERMINAL: frozenset[JobStatus] = frozenset(
     {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED}
 )
+# Ended without succeeding: what JobRunner.retry repeats as a new job.
+RETRYABLE: frozenset[JobStatus] = frozenset(
+    {JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED}
+)
 
 # from -> allowed targets. RUNNING -> RUNNING is a recovered attempt (the previous worker died);
 # RUNNING -> QUEUED is an attempt interrupted by a graceful shutdown, to be run again.

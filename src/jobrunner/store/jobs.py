@@ -177,6 +177,11 @@ class JobStore:
         entries = await self.redis.lrange(self.keys.audit(job_id), 0, -1)  # type: ignore[misc]
         return decode_audit(entries)
 
+    async def idempotent_job_id(self, tenant: str, key: str) -> str | None:
+        """The job an idempotency key already names, if any (so a replay is not new work)."""
+        raw = await self.redis.get(self.keys.idempotency(tenant, key))
+        return None if raw is None else str(json.loads(raw)["job_id"])
+
     async def result_json(self, job_id: str) -> str | None:
         raw = await self.redis.get(self.keys.result(job_id))
         return None if raw is None else bytes(raw).decode()

@@ -70,6 +70,33 @@ class Keys:
     def workers(self) -> str:
         return f"{self.prefix}:workers"
 
+    # -- HTTP API: keys, tenants, limits, blob ownership -----------------------------------
+
+    def api_key(self, digest: str) -> str:
+        """Hash of one API key, found by the SHA-256 of the key (the key itself is never kept)."""
+        return f"{self.prefix}:apikey:{digest}"
+
+    @property
+    def api_keys(self) -> str:
+        """Hash key_id -> digest: every API key, for listing and revoking by id."""
+        return f"{self.prefix}:apikeys"
+
+    def tenant(self, tenant: str) -> str:
+        """Hash of a tenant's own settings (its webhook secret)."""
+        return f"{self.prefix}:tenant:{tenant}"
+
+    def usage(self, tenant: str, period: str) -> str:
+        """Counter of jobs a tenant submitted in one billing period ('2025-01')."""
+        return f"{self.prefix}:usage:{tenant}:{period}"
+
+    def rate_bucket(self, key_id: str) -> str:
+        """Token bucket of one API key's request rate."""
+        return f"{self.prefix}:rate:{key_id}"
+
+    def blob_owner(self, blob_id: str) -> str:
+        """Hash naming who owns a blob (tenant, job) and its content type."""
+        return f"{self.prefix}:blob:{blob_id}"
+
 
 def arq_job(job_id: str) -> str:
     return job_key_prefix + job_id

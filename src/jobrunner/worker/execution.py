@@ -20,6 +20,7 @@ from jobrunner.domain.models import JobError, JobRecord
 from jobrunner.domain.status import JobStatus
 from jobrunner.errors import JobNotFoundError, JobRunnerError, RecordCorruptError, TaskError
 from jobrunner.registry import Task
+from jobrunner.store.blobindex import job_blobs
 from jobrunner.store.jobs import Transition
 from jobrunner.worker.outcomes import (
     JobFailed,
@@ -122,7 +123,8 @@ async def _run_started(services: Services, task: Task[Any], record: JobRecord, a
         tenant=record.tenant,
         correlation_id=record.correlation_id,
         task=task.name,
-        blobs=services.blobs,
+        # outputs are recorded as this job's; other tenants' blobs do not exist for it
+        blobs=job_blobs(services.blobs, services.store, services.settings.blob_ttl_seconds, record),
         log=bind_job_logger(record.id, record.tenant, record.correlation_id, task.name),
         _sink=reporter.report,
         settings=services.settings,
