@@ -3,27 +3,13 @@ queue gauges from arq's zsets and the worker registry."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from jobrunner.domain.status import JobStatus
 from jobrunner.runtime import JobRunner
 from jobrunner.store.maintenance import expire_overdue
 from jobrunner.worker.runner import WorkerRunner
-
-T = TypeVar("T")
-
-
-async def eventually(read: Callable[[], Awaitable[T]], ok: Callable[[T], bool]) -> T:
-    """Poll ``read`` until ``ok`` holds (5 s deadline); the last value otherwise."""
-    deadline = time.monotonic() + 5
-    value = await read()
-    while not ok(value) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        value = await read()
-    return value
+from tests.polling import eventually
 
 
 async def test_submitted_counts_each_created_job_once_by_queue_and_task(runner: JobRunner) -> None:
