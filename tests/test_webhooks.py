@@ -13,9 +13,9 @@ import pytest
 from jobrunner.callbacks import WEBHOOK_TASK
 from jobrunner.domain.models import AuditEntry, JobRecord
 from jobrunner.domain.status import JobStatus
+from jobrunner.domain.views import job_view
 from jobrunner.domain.webhooks import verify_signature
 from jobrunner.registry import Registry
-from jobrunner.representation import job_representation
 from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
 from jobrunner.tasks.catalog import build_registry
@@ -78,7 +78,7 @@ async def test_a_finished_job_is_posted_signed_with_its_final_representation(
     (got,) = receiver.got
     assert (got.method, got.path) == ("POST", "/hook?a=1")
     assert got.headers["content-type"] == "application/json"
-    assert json.loads(got.body) == job_representation(await runner.get(job.id))
+    assert json.loads(got.body) == job_view(await runner.get(job.id)).model_dump(mode="json")
     assert json.loads(got.body)["status"] == "succeeded"
     header = got.headers["x-jobrunner-signature"]
     assert verify_signature(SECRET, got.body, header, now=time.time(), tolerance_seconds=30)

@@ -1,17 +1,17 @@
 """``jobrunner.deliver_webhook``: POST a finished job's representation to its callback_url.
 
-The body is what ``GET /api/v1/jobs/{id}`` shows, signed with HMAC-SHA256 under the tenant's
-webhook secret (``X-Jobrunner-Signature: t=<unix>,v1=<hex>`` over ``"<t>.<body>"``). The target
-goes through the connector's SSRF checks (every resolved address must be public unless
-JOBRUNNER_CONNECTOR_ALLOW_PRIVATE, and the connection is pinned to the checked address).
-Each attempt lands in the job's audit trail; a refused answer (5xx, 408, 429, network errors,
-timeouts) is retried with backoff by the usual retry machinery, other answers fail at once.
+The body is what ``GET /api/v1/jobs/{id}`` shows (``domain.views.job_view``), signed with
+HMAC-SHA256 under the tenant's webhook secret (``X-Jobrunner-Signature: t=<unix>,v1=<hex>``
+over ``"<t>.<body>"``). The target goes through the connector's SSRF checks (every resolved
+address must be public unless JOBRUNNER_CONNECTOR_ALLOW_PRIVATE, and the connection is pinned
+to the checked address). Each attempt lands in the job's audit trail; a refusal worth another
+try (5xx, 408, 425, 429, network errors, timeouts) is retried with backoff by the usual retry
+machinery, other answers fail at once. Redirects are not followed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -23,14 +23,15 @@ from jobrunner.callbacks import WEBHOOK_TASK
 from jobrunner.context import JobContext
 from jobrunner.domain.models import AuditEntry, JobError, JobRecord
 from jobrunner.domain.retry import RetryPolicy
+from jobrunner.domain.views import job_view
 from jobrunner.domain.webhooks import SIGNATURE_HEADER, signature_header
 from jobrunner.errors import JobNotFoundError, PermanentError, TaskError, TransientError
 from jobrunner.pipelines.urlcheck import parse_url
 from jobrunner.registry import Task
-from jobrunner.representation import job_representation
 from jobrunner.settings import Settings
 from jobrunner.store.audit import append_audit
 from jobrunner.store.jobs import JobStore
+from jobrunner.store.tenants import ApiKeys
 from jobrunner.tasks.outbound import pinned_request, resolve_checked
 
 __all__ = ["WebhookParams", "webhook_task"]
@@ -72,7 +73,7 @@ async def deliver(ctx: JobContext, job_id: str, settings: Settings) -> dict[str,
         raise PermanentError("webhook delivery needs the job store", code="webhook_no_store")
     record = await _finished_job(store, job_id, ctx.tenant)
     url = str(record.callback_url)
-    body = json.dumps(job_representation(record), separators=(",", ":")).encode()
+    body = job_view(record).model_dump_json().encode()
     headers = await _headers(store, record, body, ctx.job_id, settings)
     try:
         status = await post(url, body, headers, settings)
@@ -115,10 +116,10 @@ async def _headers(
 
 
 async def webhook_secret(store: JobStore, tenant: str, settings: Settings) -> str | None:
-    """The deployment's default secret (JOBRUNNER_WEBHOOK_SECRET), if any."""
-    del store, tenant
+    """The tenant's own secret (set with its API keys), else the deployment's default."""
+    own = await ApiKeys(store.redis, store.keys).webhook_secret(tenant)
     default = settings.webhook_secret
-    return default.get_secret_value() if default else None
+    return own or (default.get_secret_value() if default else None)
 
 
 async def post(url: str, body: bytes, headers: dict[str, str], settings: Settings) -> int:
