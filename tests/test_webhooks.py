@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from jobrunner.callbacks import WEBHOOK_TASK
 from jobrunner.domain.models import AuditEntry, JobRecord
@@ -19,6 +20,7 @@ from jobrunner.registry import Registry
 from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
 from jobrunner.tasks.catalog import build_registry
+from jobrunner.tasks.demo import DEMO_TASKS
 from jobrunner.tasks.maintenance import expire_jobs
 from jobrunner.worker.runner import WorkerRunner
 from tests.conftest import make_settings
@@ -217,3 +219,20 @@ async def test_without_any_secret_callbacks_go_unsigned(
     assert entry.event == "webhook_delivered"
     (got,) = receiver.got
     assert "x-jobrunner-signature" not in got.headers
+
+
+async def test_without_the_delivery_task_a_callback_is_logged_not_an_error(
+    settings: Settings, receiver: Receiver
+) -> None:
+    registry = Registry(DEMO_TASKS)  # an application that lists its tasks without the webhook one
+    async with (
+        JobRunner(settings, registry) as runner,
+        WorkerRunner(settings, registry, redis=runner.redis),
+    ):
+        with capture_logs() as logs:
+            job = await runner.enqueue("demo.echo", {}, callback_url=receiver.url())
+            final = await runner.wait(job.id, timeout=5)
+    assert final.status is JobStatus.SUCCEEDED
+    warning = next(e for e in logs if e["event"].startswith("callback_url not delivered"))
+    assert (warning["log_level"], warning["job_id"]) == ("warning", job.id)
+    assert receiver.got == []
