@@ -30,7 +30,11 @@ async def redis_answers(redis: Redis, deadline: float = READY_DEADLINE_SECONDS) 
 
 
 class RedisProbe:
-    """Pings every ``interval`` seconds; ``available`` is the last answer (True until then)."""
+    """Pings every ``interval`` seconds; ``available`` is the last verdict (True until then).
+
+    A ping that misses its deadline is asked again at once before Redis is called silent: one
+    late answer may be this process's own stall (a blocked event loop), not Redis's.
+    """
 
     def __init__(
         self, redis: Redis, *, interval: float = 0.5, deadline: float = READY_DEADLINE_SECONDS
@@ -39,29 +43,40 @@ class RedisProbe:
         self.interval = interval
         self.deadline = deadline
         self.available = True
+        self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def check(self) -> bool:
-        """Ping now, and remember the answer."""
-        answered = await redis_answers(self.redis, self.deadline)
+        """Ping now (one try) and remember the answer: what /readyz reports."""
+        self._set(await redis_answers(self.redis, self.deadline))
+        return self.available
+
+    def _set(self, answered: bool) -> None:
         if answered != self.available:
             log.warning("redis answers again" if answered else "redis does not answer",
                         deadline=self.deadline)  # fmt: skip
         self.available = answered
-        return answered
 
-    async def _run(self) -> None:
-        while True:
-            await self.check()
-            await asyncio.sleep(self.interval)
+    async def _watch(self) -> None:
+        while not self._stop.is_set():
+            answered = await redis_answers(self.redis, self.deadline)
+            if not answered and self.available:
+                answered = await redis_answers(self.redis, self.deadline)
+            self._set(answered)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self._stop.wait()
 
     async def __aenter__(self) -> RedisProbe:
-        self._task = asyncio.create_task(self._run(), name="redis-probe")
+        self._stop.clear()
+        self._task = asyncio.create_task(self._watch(), name="redis-probe")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        # the flag ends the loop even if a client library swallows the cancellation
+        self._stop.set()
+        task.cancel()
+        await asyncio.wait({task}, timeout=self.deadline * 2 + self.interval)
