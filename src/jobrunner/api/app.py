@@ -106,7 +106,7 @@ def _routes(modules: Sequence[ModuleType]) -> list[BaseRoute]:
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
-    stack = [Middleware(RequestContextMiddleware), Middleware(ops.RedisGate)]
+    stack = [Middleware(RequestContextMiddleware), Middleware(ops.RedisOutageMiddleware)]
     if settings.cors_origins:
         stack.append(
             Middleware(

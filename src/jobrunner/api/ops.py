@@ -1,7 +1,8 @@
 """Operations: liveness, readiness, Prometheus metrics, and (admin) queues and workers.
 
-``RedisGate`` answers ``503 /problems/redis-unavailable`` at once for API routes while the
-background probe finds Redis silent, instead of letting each request wait out its deadline.
+``RedisOutageMiddleware`` answers ``503 /problems/redis-unavailable`` at once for API routes
+while the background probe finds Redis silent, instead of letting each request wait out its
+deadline.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from jobrunner.domain.models import ms_to_dt
 from jobrunner.domain.views import API_PREFIX, UtcTime
 from jobrunner.store.queues import QueueStats
 
-__all__ = ["QueueView", "RedisGate", "WorkerView", "routes"]
+__all__ = ["QueueView", "RedisOutageMiddleware", "WorkerView", "routes"]
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
@@ -149,7 +150,7 @@ async def list_workers(request: Request) -> Response:
     return JSONResponse(WorkerList(items=items).model_dump(mode="json"))
 
 
-class RedisGate:
+class RedisOutageMiddleware:
     """503 at once for API routes and /metrics while the probe finds Redis silent."""
 
     def __init__(self, app: ASGIApp) -> None:
