@@ -108,6 +108,9 @@ def test_enqueue_wait_follows_progress_and_exits_0(
     assert next(a["event"] for a in status["audit"]) == "enqueued"
     workers = _json(invoke("workers"))
     assert [w["queues"] for w in workers] == [["pro", "free"]]
+    by_plan = {q["plan"]: q for q in _json(invoke("queues"))}
+    assert (by_plan["pro"]["workers"], by_plan["enterprise"]["workers"]) == (1, 0)
+    assert by_plan["free"]["queued"] == 0
 
 
 def test_enqueue_wait_exits_1_when_the_job_fails(

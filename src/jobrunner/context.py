@@ -13,6 +13,7 @@ import structlog
 
 from jobrunner.settings import Settings
 from jobrunner.store.blobs import BlobStore
+from jobrunner.store.jobs import JobStore
 
 ProgressSink = Callable[[float, str | None], Awaitable[None]]
 
@@ -38,6 +39,8 @@ class JobContext:
     settings: Settings | None = None
     cancel_token: threading.Event = field(default_factory=threading.Event)
     _loop: asyncio.AbstractEventLoop | None = None
+    # the job store, for system tasks that act on another job's record (webhook delivery)
+    store: JobStore | None = None
 
     async def progress(self, percent: float, message: str | None = None) -> None:
         """Report progress (0-100). Cheap: writes are throttled, the latest value always wins."""

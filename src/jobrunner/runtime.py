@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.jobs import serialize_job
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from jobrunner.admission import Admission, Admitted
+from jobrunner.callbacks import Callbacks
 from jobrunner.domain.models import AuditEntry, JobEvent, JobPage, JobRecord
 from jobrunner.domain.status import RETRYABLE, JobStatus
 from jobrunner.embedded import embedded_redis
@@ -40,8 +40,10 @@ from jobrunner.store.blobs import BlobStore
 from jobrunner.store.codec import decode_record, encode_fields
 from jobrunner.store.connection import connect, unavailable_reason
 from jobrunner.store.events import EventFeed
-from jobrunner.store.jobs import ArqEnqueue, JobStore, NewJob, Transition, valid_job_id
+from jobrunner.store.jobs import JobStore, NewJob, Transition, valid_job_id
 from jobrunner.store.keys import Keys
+from jobrunner.store.metrics import MetricsSnapshot, read_metrics
+from jobrunner.store.queues import QueueStats, queue_stats
 from jobrunner.store.workers import WorkerRegistry
 from jobrunner.submission import EnqueueRequest, parse_request
 
@@ -82,6 +84,7 @@ class JobRunner:
         self._stack = AsyncExitStack()
         self._redis: ArqRedis | None = None
         self._store: JobStore | None = None
+        self._callbacks: Callbacks | None = None
         self.redis_url: str = settings.redis_url or ""
         self._admission = Admission(settings, registry, self.keys)
 
@@ -110,11 +113,13 @@ class JobRunner:
             result_ttl=s.result_ttl_seconds,
             idempotency_ttl=s.idempotency_ttl_seconds,
         )
+        self._callbacks = Callbacks(s, self.registry, self._store)
 
     async def aclose(self) -> None:
         await self._stack.aclose()
         self._redis = None
         self._store = None
+        self._callbacks = None
 
     @property
     def redis(self) -> ArqRedis:
@@ -202,7 +207,7 @@ class JobRunner:
         """Validate all, then create every record and arq entry in one pipelined round trip."""
         now = _now_ms()
         prepared = [self._admission.admit(parse_request(r), now) for r in requests]
-        entries = [(p.new, self._arq_entry(p)) for p in prepared]
+        entries = [(p.new, p.arq_entry()) for p in prepared]
         wake = sorted({p.queue for p in prepared if p.ready_now})
         async with self._guard("enqueue_many", scale=1 + len(prepared) // 1000):
             outcomes = await self.store.create_many(entries, wake)
@@ -210,17 +215,6 @@ class JobRunner:
             for p, (job_id, created) in zip(prepared, outcomes, strict=True):
                 records.append(_record_of(p.new) if created else await self.store.get(job_id))
         return records
-
-    def _arq_entry(self, p: Admitted) -> ArqEnqueue:
-        payload = serialize_job(
-            p.task.name,
-            (),
-            p.arq_kwargs,
-            None,
-            int(p.new.created_ms),
-            serializer=self.redis.job_serializer,
-        )
-        return ArqEnqueue(queue=p.queue, payload=payload, ttl_ms=p.arq_ttl_ms, score=p.score_ms)
 
     async def retry(self, job_id: str, *, correlation_id: str | None = None) -> JobRecord:
         """A new job repeating a failed, cancelled or expired one (same task, params, plan,
@@ -290,6 +284,18 @@ class JobRunner:
         async with self._guard("workers"):
             return await WorkerRegistry(self.redis, self.keys).live()
 
+    async def queues(self) -> builtins.list[QueueStats]:
+        """Per plan: jobs waiting, running and deferred, and the live workers serving it."""
+        async with self._guard("queues"):
+            live = await WorkerRegistry(self.redis, self.keys).live()
+            return await queue_stats(self.redis, self.keys, self.settings.plans, live, _now_ms())
+
+    async def metrics(self) -> MetricsSnapshot:
+        """The cluster-wide counters, durations and queue gauges (what /metrics renders)."""
+        async with self._guard("metrics"):
+            live = await WorkerRegistry(self.redis, self.keys).live()
+            return await read_metrics(self.redis, self.keys, self.settings.plans, live, _now_ms())
+
     # -- control ----------------------------------------------------------------------------
 
     async def cancel(self, job_id: str, *, by: str = "api") -> JobRecord:
@@ -298,7 +304,10 @@ class JobRunner:
             code, status = await self.store.request_cancel(job_id, _now_ms(), by)
         if code == -1:
             raise JobNotCancellableError(f"job {job_id} is already {status}", status=status)
-        return await self.get(job_id)
+        record = await self.get(job_id)
+        if code == 1 and self._callbacks is not None:  # it never ran: no worker reports its end
+            await self._callbacks.job_ended(record)
+        return record
 
     async def watch(self, job_id: str) -> AsyncGenerator[JobEvent, None]:
         """Events for one job: a snapshot first, then changes, ending at a terminal status."""

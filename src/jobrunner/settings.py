@@ -98,7 +98,19 @@ class Settings(BaseSettings):
     connector_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     connector_timeout_seconds: float = Field(default=120.0, gt=0)
     connector_allow_private: bool = Field(
-        default=False, description="Let sync_connector reach private/loopback addresses."
+        default=False,
+        description="Let sync_connector and webhooks reach private/loopback addresses.",
+    )
+    # -- webhooks (a job's callback_url) and operations ------------------------------------
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Signs the callbacks of tenants that have no secret of their own."
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    webhook_max_tries: int = Field(default=10, ge=1, le=20)
+    webhook_retry_base_seconds: float = Field(default=10.0, ge=0)
+    webhook_retry_cap_seconds: float = Field(default=3600.0, ge=0)
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token GET /metrics wants; unset: /metrics is open."
     )
     tasks: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Task lists to load, as 'package.module:NAME' (a Task or a list)."

@@ -18,7 +18,18 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from jobrunner.api import admin, catalog, docs, files, jobs, openapi, streaming, uploads, usage
+from jobrunner.api import (
+    admin,
+    catalog,
+    docs,
+    files,
+    jobs,
+    openapi,
+    ops,
+    streaming,
+    uploads,
+    usage,
+)
 from jobrunner.api.middleware import CORRELATION_HEADER, RequestContextMiddleware
 from jobrunner.api.problems import EXCEPTION_HANDLERS
 from jobrunner.api.services import ApiServices
@@ -38,6 +49,7 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     catalog,
     usage,
     admin,
+    ops,
     openapi,
     docs,
 )
@@ -75,6 +87,7 @@ def create_app(
                 tasks = registry or build_registry(settings)
                 serving = await stack.enter_async_context(JobRunner(settings, tasks))
             app.state.services = ApiServices(settings, serving)
+            await stack.enter_async_context(app.state.services.probe)
             yield
 
     return Starlette(
@@ -93,7 +106,7 @@ def _routes(modules: Sequence[ModuleType]) -> list[BaseRoute]:
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
-    stack = [Middleware(RequestContextMiddleware)]
+    stack = [Middleware(RequestContextMiddleware), Middleware(ops.RedisOutageMiddleware)]
     if settings.cors_origins:
         stack.append(
             Middleware(

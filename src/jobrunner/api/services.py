@@ -16,6 +16,7 @@ from jobrunner.runtime import JobRunner, redis_errors
 from jobrunner.settings import Settings
 from jobrunner.store.blobindex import BlobIndex
 from jobrunner.store.gate import RequestGate
+from jobrunner.store.health import RedisProbe
 from jobrunner.store.limits import Limits
 from jobrunner.store.tenants import ApiKeys
 
@@ -30,6 +31,7 @@ class ApiServices:
     limits: Limits = field(init=False)
     blob_index: BlobIndex = field(init=False)
     gate: RequestGate = field(init=False)
+    probe: RedisProbe = field(init=False)  # started by the lifespan
 
     def __post_init__(self) -> None:
         redis, keys = self.runner.redis, self.runner.keys
@@ -37,6 +39,7 @@ class ApiServices:
         self.limits = Limits(redis, keys)
         self.blob_index = BlobIndex(redis, keys, ttl_seconds=self.settings.blob_ttl_seconds)
         self.gate = RequestGate(redis, keys, plan_rates=self.settings.plan_rate_limits)
+        self.probe = RedisProbe(redis)
 
     @property
     def registry(self) -> Registry:

@@ -34,6 +34,7 @@ for _command in (
     jobs.list_jobs,
     jobs.cancel,
     jobs.workers,
+    jobs.queues,
     files.upload,
 ):
     main.add_command(_command)

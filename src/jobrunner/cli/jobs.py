@@ -1,9 +1,10 @@
-"""Commands on jobs: enqueue (and follow), status, list, cancel; and the live workers."""
+"""Commands on jobs: enqueue (and follow), status, list, cancel; the live workers and queues."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 from typing import Any
 
@@ -104,3 +105,13 @@ def cancel(job_id: str) -> None:
 def workers() -> None:
     """Live workers: host, pid, queues, concurrency, jobs running, last seen."""
     dump(with_client(lambda runner: runner.workers()))
+
+
+@click.command()
+def queues() -> None:
+    """Per plan: jobs queued, running and deferred, and the live workers serving it."""
+
+    async def go(runner: JobRunner) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(stats) for stats in await runner.queues()]
+
+    dump(with_client(go))

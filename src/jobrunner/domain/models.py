@@ -74,6 +74,7 @@ class AuditEntry(BaseModel):
     message: str | None = None
     error: JobError | None = None
     worker_id: str | None = None
+    http_status: int | None = None  # webhook deliveries: what the receiver answered
 
 
 class JobEvent(BaseModel):

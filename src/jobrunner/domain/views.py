@@ -134,6 +134,7 @@ class AuditView(BaseModel):
     progress: float | None = None
     message: str | None = None
     error: ErrorView | None = None
+    http_status: int | None = None  # webhook deliveries: what the receiver answered
 
     @classmethod
     def of(cls, entry: AuditEntry) -> AuditView:

@@ -107,6 +107,7 @@ class JobStore:
             k.expiring,
             arq_job(job.job_id) if arq else "",
             arq.queue if arq else "",
+            k.submitted_counts,
         ]
         fields = {n: v for n, v in encode_fields(job.fields).items() if v is not None}
         args: list[str | bytes] = [
@@ -246,6 +247,7 @@ class JobStore:
                 k.finished,
                 k.expiring,
                 k.result(job_id),
+                k.completed_counts,
             ],
             args=[
                 change.target.value,

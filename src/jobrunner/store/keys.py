@@ -97,6 +97,24 @@ class Keys:
         """Hash naming who owns a blob (tenant, job) and its content type."""
         return f"{self.prefix}:blob:{blob_id}"
 
+    # -- metrics (cluster-wide, read by GET /metrics) --------------------------------------
+
+    @property
+    def submitted_counts(self) -> str:
+        """Hash 'plan<TAB>task' -> jobs created (counted by create_job.lua)."""
+        return f"{self.prefix}:metrics:submitted"
+
+    @property
+    def completed_counts(self) -> str:
+        """Hash 'plan<TAB>status' -> jobs that reached that terminal status (transition.lua)."""
+        return f"{self.prefix}:metrics:completed"
+
+    @property
+    def duration_counts(self) -> str:
+        """Hash 'task<TAB>le' / 'task<TAB>sum' / 'task<TAB>count': the attempt-duration
+        histogram, added to by each worker's heartbeat."""
+        return f"{self.prefix}:metrics:durations"
+
 
 def arq_job(job_id: str) -> str:
     return job_key_prefix + job_id

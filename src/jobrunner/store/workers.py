@@ -1,14 +1,20 @@
-"""The registry of live workers: one hash per worker with a TTL, refreshed by heartbeats."""
+"""The registry of live workers: one hash per worker with a TTL, refreshed by heartbeats.
+
+A heartbeat also renews the arq leases of the worker's running jobs and adds the attempt
+durations it observed since the last beat to the cluster-wide histogram, all in one round trip.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from redis.asyncio import Redis
 
+from jobrunner.domain.durations import TaskDurations
 from jobrunner.store.keys import Keys, arq_in_progress
+from jobrunner.store.metrics import add_durations
 
 
 class WorkerRegistry:
@@ -25,24 +31,32 @@ class WorkerRegistry:
         ttl_seconds: float,
         running_job_ids: Iterable[str],
         lease_ms: int,
+        durations: Mapping[str, TaskDurations] | None = None,
     ) -> None:
-        """Refresh this worker's entry and renew the arq leases of the jobs it runs."""
+        """Refresh this worker's entry, renew its jobs' arq leases, add ``durations``."""
         key = self.keys.worker(worker_id)
         fields = {name: json.dumps(value) for name, value in info.items()}
         fields["last_seen_ms"] = repr(now_ms)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        # MULTI/EXEC: the duration increments land once or not at all (the caller keeps
+        # them for the next beat when this raises), even when the client retries
+        async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=fields)
             pipe.pexpire(key, int(ttl_seconds * 1000))
             pipe.zadd(self.keys.workers, {worker_id: now_ms})
             for job_id in running_job_ids:
                 # PEXPIRE never creates a key: a lease arq already deleted stays deleted
                 pipe.pexpire(arq_in_progress(job_id), lease_ms)
+            add_durations(pipe, self.keys, durations or {})
             await pipe.execute()
 
-    async def remove(self, worker_id: str) -> None:
+    async def remove(
+        self, worker_id: str, durations: Mapping[str, TaskDurations] | None = None
+    ) -> None:
+        """Leave the registry, adding the durations observed since the last beat."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(self.keys.worker(worker_id))
             pipe.zrem(self.keys.workers, worker_id)
+            add_durations(pipe, self.keys, durations or {})
             await pipe.execute()
 
     async def live(self) -> list[dict[str, Any]]:

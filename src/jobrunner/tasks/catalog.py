@@ -11,6 +11,7 @@ from jobrunner.registry import Registry, Task
 from jobrunner.settings import Settings
 from jobrunner.tasks.demo import DEMO_TASKS
 from jobrunner.tasks.pipelines import PIPELINE_TASKS, close_pipeline_resources
+from jobrunner.tasks.webhook import webhook_task
 
 
 def import_tasks(spec: str) -> list[Task[Any]]:
@@ -29,7 +30,9 @@ def import_tasks(spec: str) -> list[Task[Any]]:
 
 
 def build_registry(settings: Settings, extra: Iterable[Task[Any]] = ()) -> Registry:
-    tasks: list[Task[Any]] = list(DEMO_TASKS) if settings.demo_tasks else []
+    # webhook delivery is always there: any job may carry a callback_url
+    tasks: list[Task[Any]] = [webhook_task(settings)]
+    tasks.extend(DEMO_TASKS if settings.demo_tasks else [])
     closers = []
     if settings.pipeline_tasks:
         tasks.extend(PIPELINE_TASKS)

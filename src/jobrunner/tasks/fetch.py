@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
@@ -12,7 +11,8 @@ import httpx
 from pydantic import BaseModel
 
 from jobrunner.errors import PermanentError, TransientError
-from jobrunner.pipelines.urlcheck import IPAddress, UrlTarget, check_addresses, parse_url
+from jobrunner.pipelines.urlcheck import UrlTarget, parse_url
+from jobrunner.tasks.outbound import pinned_request, resolve_checked
 
 __all__ = ["MAX_REDIRECTS", "FetchResult", "fetch_to_file"]
 
@@ -79,8 +79,8 @@ async def _follow(
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         target = parse_url(current)
-        address = await _resolve_checked(target, allow_private)
-        request = _pinned_request(client, target, address, _hop_headers(headers, first, target))
+        address = await resolve_checked(target, allow_private)
+        request = pinned_request(client, target, address, _hop_headers(headers, first, target))
         response = await client.send(request, stream=True)
         try:
             location = _redirect_location(response)
@@ -94,35 +94,6 @@ async def _follow(
         current = str(httpx.URL(current).join(location))
     msg = f"more than {MAX_REDIRECTS} redirects from {url}"
     raise PermanentError(msg, code="fetch_too_many_redirects")
-
-
-async def _resolve_checked(target: UrlTarget, allow_private: bool) -> IPAddress:
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        msg = f"cannot resolve {target.host}: {exc}"
-        if exc.errno == socket.EAI_NONAME:
-            raise PermanentError(msg, code="fetch_unknown_host") from exc
-        raise TransientError(msg, code="fetch_dns_error") from exc
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    return check_addresses(target.host, addresses, allow_private=allow_private)[0]
-
-
-def _pinned_request(
-    client: httpx.AsyncClient, target: UrlTarget, address: IPAddress, headers: dict[str, str]
-) -> httpx.Request:
-    # Connect to the address that was checked, not to the name: resolving again at connect
-    # time would let DNS answer differently (rebinding). The name still goes in the Host
-    # header and, for https, in TLS SNI, against which the certificate is verified.
-    url = httpx.URL(target.url)
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    return client.build_request(
-        "GET",
-        url.copy_with(host=str(address)),
-        headers={**headers, "Host": url.netloc.decode("ascii")},
-        extensions=extensions,
-    )
 
 
 def _hop_headers(headers: dict[str, str], first: UrlTarget, target: UrlTarget) -> dict[str, str]:

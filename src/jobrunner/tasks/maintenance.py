@@ -14,8 +14,11 @@ from jobrunner.store.maintenance import expire_overdue, prune_finished
 
 
 async def expire_jobs(ctx: dict[str, Any]) -> int:
-    """Expire waiting jobs whose TTL has passed."""
-    return await expire_overdue(ctx["services"].store, time.time() * 1000)
+    """Expire waiting jobs whose TTL has passed (and schedule their webhooks)."""
+    services = ctx["services"]
+    return await expire_overdue(
+        services.store, time.time() * 1000, on_expired=services.callbacks.job_ended
+    )
 
 
 async def prune_indices(ctx: dict[str, Any]) -> int:

@@ -9,6 +9,7 @@ shutdown (the job is left for arq to run again, never marked failed).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import structlog
@@ -129,10 +130,13 @@ async def _run_started(services: Services, task: Task[Any], record: JobRecord, a
         _sink=reporter.report,
         settings=services.settings,
         _loop=asyncio.get_running_loop(),
+        store=services.store,
     )
     services.running.add(record.id)
+    started = time.monotonic()
     try:
         value, error = await _execute(task, ctx, record)
+        services.durations.observe(task.name, time.monotonic() - started)
     except asyncio.CancelledError:
         ctx.cancel_token.set()  # threads started by the task can notice and stop
         await asyncio.shield(interrupted(services, record, attempt, reporter))

@@ -15,6 +15,8 @@ import structlog
 from arq.worker import Retry
 from pydantic import BaseModel
 
+from jobrunner.callbacks import Callbacks
+from jobrunner.domain.durations import DurationRecorder
 from jobrunner.domain.models import AuditEntry, JobError, JobRecord
 from jobrunner.domain.retry import RetryPolicy, next_delay, should_retry
 from jobrunner.domain.status import JobStatus
@@ -40,6 +42,8 @@ class Services:
     blobs: BlobStore
     settings: Settings
     worker_id: str
+    callbacks: Callbacks
+    durations: DurationRecorder = field(default_factory=DurationRecorder)
     rand: Callable[[], float] = random.random
     loop: asyncio.AbstractEventLoop | None = None
     running: set[str] = field(default_factory=set)
@@ -80,7 +84,7 @@ async def succeed(
         result_json = None
     audit = audit_entry("succeeded", status=JobStatus.SUCCEEDED, attempt=attempt, progress=100.0)
     change = Transition(JobStatus.SUCCEEDED, RUNNING_ONLY, fields, audit, result_json=result_json)
-    await services.store.transition(record.id, change, now_ms())
+    await _ended(services, await services.store.transition(record.id, change, now_ms()))
     log.info("job succeeded", attempt=attempt)
     return None
 
@@ -170,4 +174,11 @@ async def finish(
     if target is JobStatus.EXPIRED:
         fields = {"finished_at": now_ms(), **fields}
         audit = audit.model_copy(update={"status": JobStatus.EXPIRED})
-    await services.store.transition(job_id, Transition(target, allowed, fields, audit), now_ms())
+    change = Transition(target, allowed, fields, audit)
+    await _ended(services, await services.store.transition(job_id, change, now_ms()))
+
+
+async def _ended(services: Services, record: JobRecord | None) -> None:
+    """A terminal transition happened (``record``) or was refused (None)."""
+    if record is not None:
+        await services.callbacks.job_ended(record)

@@ -22,6 +22,7 @@ from arq.connections import ArqRedis
 from arq.cron import CronJob
 from arq.worker import Worker
 
+from jobrunner.callbacks import Callbacks
 from jobrunner.domain.shares import split_concurrency
 from jobrunner.registry import Registry
 from jobrunner.settings import Settings
@@ -69,11 +70,13 @@ class WorkerRunner:
         self.queues = tuple(queues or settings.worker_queues)
         self.concurrency = concurrency or settings.concurrency
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        store = job_store(redis, settings)
         self.services = Services(
-            store=job_store(redis, settings),
+            store=store,
             blobs=blobs or blob_store(settings),
             settings=settings,
             worker_id=self.worker_id,
+            callbacks=Callbacks(settings, registry, store),
         )
         self.registry = registry
         self.slots = split_concurrency(self.concurrency, self.queues, settings.plan_shares)
@@ -85,6 +88,7 @@ class WorkerRunner:
         self._wake = WakeListener(redis, self.keys.wake)
         self._stopped = asyncio.Event()
         self._stopping = False
+        self.started_at_ms = time.time() * 1000
 
     def _build_workers(self) -> None:
         functions = [arq_function(t, self.services) for t in self.registry]
@@ -123,6 +127,7 @@ class WorkerRunner:
     async def start(self) -> None:
         """Start consuming in background tasks of the running loop."""
         self.services.loop = asyncio.get_running_loop()
+        self.started_at_ms = time.time() * 1000
         self._build_workers()
         await self._wake.start()
         arq_workers: list[Worker] = [*self.workers.values()]
@@ -173,7 +178,8 @@ class WorkerRunner:
         await _cancel_all(self._tasks)
         await self._wake.stop()
         with contextlib.suppress(Exception):
-            await WorkerRegistry(self.redis, self.keys).remove(self.worker_id)
+            durations = self.services.durations.drain()
+            await WorkerRegistry(self.redis, self.keys).remove(self.worker_id, durations)
         try:  # the tasks' shared resources (process pools), once no job uses them
             await self.registry.close()
         except Exception:
@@ -198,18 +204,26 @@ class WorkerRunner:
             "pid": os.getpid(),
             "queues": list(self.queues),
             "concurrency": self.concurrency,
+            "started_at_ms": self.started_at_ms,
             "jobs_running": len(self.running_job_ids),
+            "running_by_queue": {p: len(w.running_job_ids) for p, w in self.workers.items()},
             "jobs_complete": sum(w.jobs_complete for w in self.workers.values()),
             "jobs_failed": sum(w.jobs_failed for w in self.workers.values()),
         }
-        await WorkerRegistry(self.redis, self.keys).beat(
-            self.worker_id,
-            info,
-            now_ms=time.time() * 1000,
-            ttl_seconds=max(s.heartbeat_seconds * 3, s.lease_seconds),
-            running_job_ids=self.running_job_ids,
-            lease_ms=int(s.lease_seconds * 1000),
-        )
+        durations = self.services.durations.drain()
+        try:
+            await WorkerRegistry(self.redis, self.keys).beat(
+                self.worker_id,
+                info,
+                now_ms=time.time() * 1000,
+                ttl_seconds=max(s.heartbeat_seconds * 3, s.lease_seconds),
+                running_job_ids=self.running_job_ids,
+                lease_ms=int(s.lease_seconds * 1000),
+                durations=durations,
+            )
+        except BaseException:
+            self.services.durations.restore(durations)  # added by the next beat instead
+            raise
 
     async def _heartbeats(self) -> None:
         """Refresh the registry entry and renew the leases of running jobs."""

@@ -1,7 +1,7 @@
 -- Move a job to a new status if its current status allows it, keeping indices, the audit
 -- trail, the result and the live event channel consistent in one step.
 -- KEYS: 1 job hash, 2 audit list, 3 events channel, 4 finished zset, 5 expiring zset,
---       6 result key
+--       6 result key, 7 completed-jobs counter hash ('plan<TAB>status' -> count)
 -- ARGV: 1 target status, 2 allowed current statuses (comma separated), 3 fields to set (JSON),
 --       4 audit entry (JSON), 5 now ms, 6 terminal? ('1'/'0'), 7 record ttl seconds,
 --       8 status index template ('{tenant}' and '{status}' placeholders), 9 job id,
@@ -53,6 +53,7 @@ if ARGV[6] == '1' then
   local member = redis.call('HGET', KEYS[1], 'tenant') .. '\t' .. redis.call('HGET', KEYS[1], 'task')
     .. '\t' .. target .. '\t' .. ARGV[9]
   redis.call('ZADD', KEYS[4], tonumber(ARGV[5]), member)
+  redis.call('HINCRBY', KEYS[7], (redis.call('HGET', KEYS[1], 'plan') or '') .. '\t' .. target, 1)
   redis.call('ZREM', KEYS[5], ARGV[9])
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
   redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))

@@ -1,0 +1,60 @@
+"""Per-plan queue statistics: waiting, running, deferred jobs and the workers serving each.
+
+The one function that knows how jobs sit in arq's queue zsets: a job stays in its queue's zset
+while it runs (arq removes it when the attempt ends) with a score at or before now, and a job
+deferred to later, or waiting out a retry's backoff, has a score in the future. Running counts
+come from the workers' heartbeats, as Sidekiq's busy count does, so no job is looked at one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from jobrunner.store.keys import Keys
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    name: str  # the arq queue (zset) key
+    plan: str
+    queued: int  # due and waiting for a worker
+    running: int  # being run, as of each live worker's last heartbeat
+    deferred: int  # scheduled for later, or a retry waiting out its backoff
+    workers: int  # live workers consuming this queue
+
+
+async def queue_stats(
+    redis: Redis,
+    keys: Keys,
+    plans: Sequence[str],
+    workers: Sequence[Mapping[str, Any]],
+    now_ms: float,
+) -> list[QueueStats]:
+    """One round trip for every plan's counts; ``workers`` are the live registry entries."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for plan in plans:
+            pipe.zcount(keys.queue(plan), "-inf", now_ms)
+            pipe.zcount(keys.queue(plan), f"({now_ms}", "+inf")
+        counts = await pipe.execute()
+    stats: list[QueueStats] = []
+    for i, plan in enumerate(plans):
+        due, deferred = int(counts[2 * i]), int(counts[2 * i + 1])
+        running = sum(int(w.get("running_by_queue", {}).get(plan, 0)) for w in workers)
+        serving = sum(1 for w in workers if plan in w.get("queues", ()))
+        stats.append(
+            QueueStats(
+                name=keys.queue(plan),
+                plan=plan,
+                # running jobs are still among the due entries; a heartbeat's lag can make
+                # the difference briefly negative
+                queued=max(due - running, 0),
+                running=running,
+                deferred=deferred,
+                workers=serving,
+            )
+        )
+    return stats
