@@ -13,7 +13,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import zstandard
 
@@ -31,6 +31,10 @@ _MAGIC = (
 )
 _SUFFIXES = (".gz", ".gzip", ".zip", ".zst", ".zstd")
 Progress = Callable[[float, str], None]
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def compression_of(path: Path) -> str | None:
@@ -73,7 +77,7 @@ def decompressed(
 
 
 @contextlib.contextmanager
-def _opened(path: Path, kind: str) -> Iterator[tuple[str, IO[bytes], IO[bytes]]]:
+def _opened(path: Path, kind: str) -> Iterator[tuple[str, _Readable, IO[bytes]]]:
     """(inner file name, inflated stream, the compressed file under it for progress)."""
     with path.open("rb") as raw:
         if kind == "gzip":
@@ -108,7 +112,7 @@ def _only_member(archive: zipfile.ZipFile) -> zipfile.ZipInfo:
 
 
 def _copy(
-    source: IO[bytes],
+    source: _Readable,
     raw: IO[bytes],
     target: Path,
     size: int,
