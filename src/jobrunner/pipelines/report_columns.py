@@ -9,6 +9,7 @@ and counted as an ``unparsed`` finding for its column.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
@@ -58,7 +59,9 @@ def is_number(value: Any) -> bool:
 
 
 def numbers_of(
-    frame: pl.LazyFrame, metrics: list[tuple[str, str]], filters: list[tuple[str, str, Any]]
+    frame: pl.LazyFrame,
+    metrics: Sequence[tuple[str, str]],
+    filters: Sequence[tuple[str, str, Any]],
 ) -> set[str]:
     """The text columns to read as numbers, from (column, agg) metrics and (column, op,
     value) filters. PermanentError ``report_query_failed`` for a numeric filter on a column
