@@ -37,6 +37,7 @@ class JobContext:
     _sink: ProgressSink
     settings: Settings | None = None
     cancel_token: threading.Event = field(default_factory=threading.Event)
+    timeout_seconds: float | None = None  # this attempt's timeout (caps CPU time in children)
     _loop: asyncio.AbstractEventLoop | None = None
 
     async def progress(self, percent: float, message: str | None = None) -> None:

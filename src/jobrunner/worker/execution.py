@@ -127,6 +127,7 @@ async def _run_started(services: Services, task: Task[Any], record: JobRecord, a
         _sink=reporter.report,
         settings=services.settings,
         _loop=asyncio.get_running_loop(),
+        timeout_seconds=record.timeout_seconds,
     )
     services.running.add(record.id)
     try:
