@@ -1,9 +1,10 @@
 """Cells a spreadsheet would run as formulas (CSV injection), as OWASP describes them.
 
-A cell is *formula-like* when, past leading spaces and line feeds, it starts with ``=``,
-``+``, ``-``, ``@``, a tab or a carriage return, unless it is a plain number (``-12,5``,
-``+3``, ``1e-3``: a spreadsheet reads those as numbers, and mangling prices would be a bug).
-Outputs are *neutralised* by a leading ``'``, which spreadsheets take as "this is text".
+A cell is *formula-like* when, past leading whitespace, it starts with ``=``, ``+``, ``-``
+or ``@``, unless it is a plain number (``-12,5``, ``+3``, ``1e-3``: a spreadsheet reads
+those as numbers, and mangling prices would be a bug); that is what validation reports.
+Outputs are *neutralised* by a leading ``'`` (spreadsheets take it as "this is text") where
+the cell is formula-like or, as OWASP also lists, starts with a tab or a carriage return.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ import re
 import polars as pl
 
 __all__ = [
+    "PLAIN_NUMBER",
     "formula_like",
     "guard_frame",
     "is_formula_like",
     "live_formula",
+    "needs_guard",
     "neutralised",
     "safe_cell",
 ]
 
-_LEAD = " \n"
-_TRIGGER = r"^[=+\-@\t\r]"
-_LIVE = r"^[=+\-@]"  # what a spreadsheet runs as typed, without trimming
+_SPACE = " \t\r\n"
+_TRIGGER = r"^[=+\-@]"
+_CONTROL = r"^[\t\r]"
 PLAIN_NUMBER = r"^[+-]?(?:\d+(?:[.,]\d+)*[.,]?|[.,]\d+)(?:[eE][+-]?\d+)?$"
 _TRIGGER_RE = re.compile(_TRIGGER)
 _PLAIN_NUMBER_RE = re.compile(PLAIN_NUMBER)
@@ -31,18 +34,24 @@ _PLAIN_NUMBER_RE = re.compile(PLAIN_NUMBER)
 
 def formula_like(c: pl.Expr) -> pl.Expr:
     """True where the text is formula-like (null stays null)."""
-    lead = c.str.strip_chars_start(_LEAD)
+    lead = c.str.strip_chars_start(_SPACE)
     return lead.str.contains(_TRIGGER) & ~lead.str.contains(PLAIN_NUMBER)
 
 
 def live_formula(c: pl.Expr) -> pl.Expr:
-    """True where a spreadsheet would run the text exactly as it is (no leading space)."""
-    return c.str.contains(_LIVE) & ~c.str.contains(PLAIN_NUMBER)
+    """True where a spreadsheet would run the text exactly as it is (nothing before the
+    trigger): what trimming a formula-like value can turn it into."""
+    return c.str.contains(_TRIGGER) & ~c.str.contains(PLAIN_NUMBER)
+
+
+def needs_guard(c: pl.Expr) -> pl.Expr:
+    """Formula-like, or starting with a tab or a carriage return."""
+    return formula_like(c) | c.str.contains(_CONTROL)
 
 
 def neutralised(c: pl.Expr) -> pl.Expr:
-    """The text with a ``'`` in front where it is formula-like."""
-    return pl.when(formula_like(c).fill_null(False)).then(pl.lit("'") + c).otherwise(c)
+    """The text with a ``'`` in front where it needs the guard."""
+    return pl.when(needs_guard(c).fill_null(False)).then(pl.lit("'") + c).otherwise(c)
 
 
 def guard_frame(frame: pl.DataFrame) -> pl.DataFrame:
@@ -50,15 +59,17 @@ def guard_frame(frame: pl.DataFrame) -> pl.DataFrame:
     texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     if texts:
         frame = frame.with_columns(neutralised(pl.col(n)).alias(n) for n in texts)
-    return frame.rename({n: safe_cell(n) for n in frame.columns if is_formula_like(n)})
+    renames = {n: safe_cell(n) for n in frame.columns if safe_cell(n) != n}
+    return frame.rename(renames) if renames else frame
 
 
 def is_formula_like(text: str) -> bool:
     """``formula_like`` for one Python string."""
-    lead = text.lstrip(_LEAD)
+    lead = text.lstrip(_SPACE)
     return bool(_TRIGGER_RE.match(lead)) and not _PLAIN_NUMBER_RE.fullmatch(lead)
 
 
 def safe_cell(text: str) -> str:
     """One Python string neutralised."""
-    return f"'{text}" if is_formula_like(text) else text
+    guard = is_formula_like(text) or text.startswith(("\t", "\r"))
+    return f"'{text}" if guard else text

@@ -157,7 +157,9 @@ def _formula_check(name: str, ruleset: Ruleset) -> list[Check]:
     if not ruleset.file.formulas:
         return []
     message = f"{name} starts like a spreadsheet formula (=, +, -, @, tab or CR)"
-    return [Check(name, "formula", message, ~_empty(name) & formula_like(_trim(name)))]
+    # on the value as written: only spaces and line feeds before a trigger count (a
+    # spreadsheet does not skip a no-break space, and tab and CR are triggers themselves)
+    return [Check(name, "formula", message, ~_empty(name) & formula_like(pl.col(name)))]
 
 
 def _range_checks(name: str, column: Column, filled: pl.Expr) -> list[Check]:
