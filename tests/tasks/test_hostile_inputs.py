@@ -67,7 +67,8 @@ async def test_wide_header_and_long_line_have_their_own_codes(rig: Rig) -> None:
     wide = ",".join(f"c{i}" for i in range(60)).encode() + b"\n" + b"1," * 59 + b"1\n"
     long_line = b"sku,title,price\n" + b"A,Shirt,10\n" * 10 + b"B," + b"x" * 200_000 + b",1\n"
     report = {"metrics": [{"column": "*", "agg": "count"}]}
-    for name, data, code in [("wide.csv", wide, "too_many_columns"), ("long.csv", long_line, "line_too_long")]:  # fmt: skip
+    cases = [("wide.csv", wide, "too_many_columns"), ("long.csv", long_line, "line_too_long")]
+    for name, data, code in cases:
         uri = await rig.upload(data, name)
         await assert_fails(rig, "validate_csv", {"input_uri": uri}, code)
         await assert_fails(rig, "generate_report", {"input_uri": uri, **report}, code)
@@ -103,7 +104,8 @@ async def test_cancel_kills_a_job_stuck_in_one_huge_batch(
     # auto-fix of 2,000 columns is one batch of several seconds inside polars, with no
     # progress report in it for a stop request to be noticed at
     header = ";".join(["sku", "title", "price", *(f"c{i}" for i in range(1997))])
-    rows = [f"S{r};Produto {r};10,00;" + ";".join(f" v{i} " for i in range(1997)) for r in range(1500)]  # fmt: skip
+    cells = ";".join(f" v{i} " for i in range(1997))
+    rows = [f"S{r};Produto {r};10,00;{cells}" for r in range(1500)]
     data = ("\n".join([header, *rows]) + "\n").encode()
     async with pipeline_worker(
         redis_url, key_prefix, tmp_path, pipeline_memory_mb=1536, csv_max_columns=2000

@@ -41,14 +41,16 @@ def _job(source: Path, out: Path, **kwargs: object) -> pdf_job.PdfJob:
     out.mkdir(exist_ok=True)
     values: dict[str, object] = {"password": None, "max_pages": None, "chunk_chars": 200}
     values.update(kwargs)
-    return pdf_job.PdfJob(source, pages_out=out / "pages.jsonl", chunks_out=out / "chunks.jsonl", **values)  # type: ignore[arg-type]  # fmt: skip
+    pages, chunks = out / "pages.jsonl", out / "chunks.jsonl"
+    return pdf_job.PdfJob(source, pages_out=pages, chunks_out=chunks, **values)  # type: ignore[arg-type]
 
 
 async def _extract(
     pool: ProcessPool, job: pdf_job.PdfJob, limits: InputLimits | None = None
 ) -> object:
     ctx = job_context()
-    return await pdf_job.extract(ctx, pool, job, caps=CAPS, limits=limits or InputLimits(), processes=0)  # fmt: skip
+    limits = limits or InputLimits()
+    return await pdf_job.extract(ctx, pool, job, caps=CAPS, limits=limits, processes=0)
 
 
 @pytest.mark.parametrize("max_pages", [None, 70])
@@ -109,7 +111,8 @@ async def test_page_bound(pool: ProcessPool, long_pdf: Path, tmp_path: Path) -> 
     with pytest.raises(PermanentError) as info:
         await _extract(pool, _job(long_pdf, tmp_path / "a"), InputLimits(pdf_max_pages=50))
     assert info.value.code == "pdf_too_many_pages"
-    result = await _extract(pool, _job(long_pdf, tmp_path / "b", max_pages=50), InputLimits(pdf_max_pages=50))  # fmt: skip
+    first_fifty = _job(long_pdf, tmp_path / "b", max_pages=50)
+    result = await _extract(pool, first_fifty, InputLimits(pdf_max_pages=50))
     assert result.pages_processed == 50  # type: ignore[attr-defined]
 
 

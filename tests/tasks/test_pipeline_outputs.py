@@ -53,7 +53,8 @@ async def test_no_csv_output_holds_a_live_formula(rig: Rig) -> None:
     result = await rig.runner.result(done.id)
     assert result["ruleset"] == "amazon"
     assert result["errors_by_code"]["formula"] == len(FORMULAS + ARMED_BY_TRIMMING)
-    outputs = {k: await rig.runner.blobs.get_bytes(result[k]) for k in ("report_ref", "corrected_ref", "changelog_ref")}  # fmt: skip
+    refs = ("report_ref", "corrected_ref", "changelog_ref")
+    outputs = {k: await rig.runner.blobs.get_bytes(result[k]) for k in refs}
     for name, data in outputs.items():
         assert not [c for c in cells(data) if runs_as_formula(c)], name
     corrected = list(csv.reader(io.StringIO(outputs["corrected_ref"].decode())))
@@ -64,7 +65,9 @@ async def test_no_csv_output_holds_a_live_formula(rig: Rig) -> None:
     assert titles[4:7] == ["' =1+1", "'\t=1+1", "'\r=3+3"]
     assert titles[7] == "Camiseta"
     assert [row[2] for row in corrected[1:]][-1] == "-3.5"  # a negative number stays a number
-    report = await rig.run("generate_report", {"input_uri": uri, "group_by": ["title"], "format": "csv", "metrics": [{"column": "*", "agg": "count"}]})  # fmt: skip
+    count = [{"column": "*", "agg": "count"}]
+    spec = {"input_uri": uri, "group_by": ["title"], "format": "csv", "metrics": count}
+    report = await rig.run("generate_report", spec)
     data = await rig.runner.blobs.get_bytes((await rig.runner.result(report.id))["report_ref"])
     assert "'=HYPERLINK" in data.decode()
     assert not [c for c in cells(data) if runs_as_formula(c)]
@@ -104,7 +107,8 @@ async def test_ruleset_and_marketplace_that_disagree_are_refused_at_enqueue(rig:
     params = {"input_uri": "upload://x/c.csv", "ruleset": "default", "marketplace": "amazon"}
     with pytest.raises(InvalidParamsError, match="disagree"):
         await rig.runner.enqueue("validate_csv", params)
-    unknown = await rig.run("correct_csv", {"input_uri": await rig.upload(b"a\n1\n", "c.csv"), "marketplace": "ebay"})  # fmt: skip
+    uri = await rig.upload(b"a\n1\n", "c.csv")
+    unknown = await rig.run("correct_csv", {"input_uri": uri, "marketplace": "ebay"})
     assert unknown.error is not None and unknown.error.code == "unknown_ruleset"
 
 
@@ -115,7 +119,8 @@ DECIMAL_COMMA = (
 
 async def test_report_over_a_decimal_comma_catalog(rig: Rig) -> None:
     uri = await rig.upload(DECIMAL_COMMA.encode("cp1252"), "catalogo.csv")
-    spec = {"input_uri": uri, "group_by": ["região"], "metrics": [{"column": "preço", "agg": "sum"}, {"column": "estoque", "agg": "sum"}]}  # fmt: skip
+    sums = [{"column": "preço", "agg": "sum"}, {"column": "estoque", "agg": "sum"}]
+    spec = {"input_uri": uri, "group_by": ["região"], "metrics": sums}
     done = await rig.run("generate_report", spec)
     assert done.status is JobStatus.SUCCEEDED, done.error
     result = await rig.runner.result(done.id)

@@ -59,7 +59,10 @@ def sniff(
     found = encoding or _guess_encoding(head)
     text = _first_lines(path, head).decode(found, errors="replace").lstrip("\ufeff")
     sep = delimiter or _guess_delimiter(text)
-    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    except csv.Error as exc:
+        raise PermanentError(f"cannot read the header: {exc}", code="csv_unreadable") from exc
     check_columns(header, limits.max_columns)
     utf8_path = path if found in ("utf-8", "utf-8-sig") else _transcode(path, work_dir, found)
     per_line = len(head) / max(head.count(b"\n"), 1)
@@ -126,7 +129,11 @@ def _guess_delimiter(text: str) -> str:
     lines = [line for line in text.splitlines()[:20] if line.strip()] or [text]
     best, best_score = ",", 0
     for sep in CANDIDATES:
-        counts = [len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=sep)]
+        try:
+            rows = csv.reader(io.StringIO("\n".join(lines)), delimiter=sep)
+            counts = [len(row) for row in rows]
+        except csv.Error:  # a "field" past the csv module's limit: not this delimiter
+            continue
         if not counts or counts[0] < 2:
             continue
         consistent = sum(1 for c in counts if c == counts[0])
