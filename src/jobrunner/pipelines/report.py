@@ -23,6 +23,7 @@ from jobrunner.pipelines.report_columns import (
     number_name,
     numbers_of,
     parsed,
+    run_query,
     unparsed_name,
 )
 from jobrunner.pipelines.rows import ROW, Table, TableFormat, open_table
@@ -174,13 +175,13 @@ def _aggregate(table: Table, spec: ReportSpec) -> tuple[pl.DataFrame, dict[str, 
     """The aggregated frame (number columns typed) and the unparsed counts."""
     metrics = [(m.column, m.agg) for m in spec.metrics if m.column != "*"]
     filters = [(f.column, f.op, f.value) for f in spec.filters]
-    numbers = _query(lambda: numbers_of(table.frame, metrics, filters), table)
+    numbers = run_query(lambda: numbers_of(table.frame, metrics, filters), table.text)
     lf = table.frame.with_columns(parsed(numbers)) if numbers else table.frame
     if spec.filters:
         lf = lf.filter(*(_filter_expr(f, numbers) for f in spec.filters))
     aggs = [_metric_expr(m, numbers) for m in spec.metrics] + helpers(numbers)
     out = lf.group_by(spec.group_by).agg(aggs) if spec.group_by else lf.select(aggs)
-    frame = _query(lambda: out.collect(engine="streaming"), table)
+    frame = run_query(lambda: out.collect(engine="streaming"), table.text)
     unparsed = {c: int(frame[unparsed_name(c)].sum()) for c in sorted(numbers)}
     if spec.strict and any(unparsed.values()):
         raise _first_bad_value(lf, table, unparsed)
@@ -200,7 +201,9 @@ def _typed(frame: pl.DataFrame, spec: ReportSpec, numbers: set[str]) -> pl.DataF
 
 def _first_bad_value(lf: pl.LazyFrame, table: Table, unparsed: dict[str, int]) -> PermanentError:
     column = next(c for c, n in unparsed.items() if n)
-    first = _query(lambda: lf.filter(bad(column)).select(ROW, column).head(1).collect(), table)
+    first = run_query(
+        lambda: lf.filter(bad(column)).select(ROW, column).head(1).collect(), table.text
+    )
     row, value = first.row(0) if first.height else (None, None)
     return PermanentError(
         f"column {column}, row {row}: {value!r} is not a number "
@@ -211,24 +214,6 @@ def _first_bad_value(lf: pl.LazyFrame, table: Table, unparsed: dict[str, int]) -
         value=value,
         count=unparsed[column],
     )
-
-
-def _query(run: Any, table: Table) -> Any:
-    """``run()``, with polars' errors made ours: NotUtf8 for a CSV byte that is not UTF-8
-    (to read again), else ``report_query_failed``."""
-    try:
-        return run()
-    except pl.exceptions.ComputeError as exc:
-        if table.text and "utf-8" in str(exc).lower():
-            raise NotUtf8(str(exc)) from exc
-        raise _failed(exc) from exc
-    except pl.exceptions.PolarsError as exc:
-        raise _failed(exc) from exc
-
-
-def _failed(exc: Exception) -> PermanentError:
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return PermanentError(f"the report's query failed: {first_line}", code="report_query_failed")
 
 
 def _sort_keys(spec: ReportSpec) -> list[SortKey]:

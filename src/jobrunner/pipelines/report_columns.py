@@ -9,13 +9,14 @@ and counted as an ``unparsed`` finding for its column.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
 
 from jobrunner.errors import PermanentError
 from jobrunner.pipelines.validation.parse import as_decimal, as_int, empty
+from jobrunner.pipelines.validation.reading import NotUtf8
 
 __all__ = [
     "SAMPLE_ROWS",
@@ -26,6 +27,7 @@ __all__ = [
     "number_name",
     "numbers_of",
     "parsed",
+    "run_query",
     "unparsed_name",
 ]
 
@@ -120,3 +122,21 @@ def helpers(numbers: set[str]) -> list[pl.Expr]:
         fraction = pl.col(number_name(column)).is_not_null() & pl.col(_int_name(column)).is_null()
         out.append(fraction.sum().alias(fraction_name(column)))
     return out
+
+
+def run_query(run: Callable[[], Any], text: bool) -> Any:
+    """``run()``, with polars' errors made ours: NotUtf8 for a CSV byte that is not UTF-8
+    (to read again), else ``report_query_failed``."""
+    try:
+        return run()
+    except pl.exceptions.ComputeError as exc:
+        if text and "utf-8" in str(exc).lower():
+            raise NotUtf8(str(exc)) from exc
+        raise _failed(exc) from exc
+    except pl.exceptions.PolarsError as exc:
+        raise _failed(exc) from exc
+
+
+def _failed(exc: Exception) -> PermanentError:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return PermanentError(f"the report's query failed: {first_line}", code="report_query_failed")
