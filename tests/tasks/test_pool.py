@@ -115,3 +115,13 @@ async def test_close_ends_every_child() -> None:
     assert all(gone(pid) for pid in pids)
     with pytest.raises(TransientError):
         await run_in_child(ctx, pool, fns.whoami, CAPS)
+
+
+async def test_an_idle_child_killed_from_outside_is_replaced(pool: ProcessPool) -> None:
+    first = await run_in_child(job_context(), pool, fns.whoami, CAPS)
+    os.kill(first, 9)
+    async with asyncio.timeout(10):
+        while not gone(first):
+            await asyncio.sleep(0.01)
+    second = await run_in_child(job_context(), pool, fns.whoami, CAPS)
+    assert second != first and pool.started == 2

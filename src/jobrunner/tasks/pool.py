@@ -12,6 +12,7 @@ event loop and threads, and a forked child could inherit a lock some thread held
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import pickle
 import socket
@@ -106,7 +107,8 @@ class Child:
             await self.exit_code(CLOSE_WAIT)
         self.usable = False
         self.writer.close()
-        self.process.close()
+        with contextlib.suppress(ValueError):  # still running after a kill: left to the OS
+            self.process.close()
 
 
 async def _read(reader: asyncio.StreamReader) -> Any:
@@ -148,12 +150,22 @@ class ProcessPool:
             return None
         await self._slots.acquire()
         try:
-            child = self._idle.pop() if self._idle else await self._start()
+            child = self._idle_child() or await self._start()
         except BaseException:
             self._slots.release()
             raise
         self._busy.add(child)
         return child
+
+    def _idle_child(self) -> Child | None:
+        """An idle child still alive (one may have been killed from outside meanwhile)."""
+        while self._idle:
+            child = self._idle.pop()
+            if child.process.is_alive():
+                return child
+            child.usable = False
+            self._end_later(child)
+        return None
 
     def release(self, child: Child) -> None:
         """Give ``child`` back: kept if it can take another job, else ended."""
