@@ -18,7 +18,7 @@ from collections.abc import Collection
 
 import polars as pl
 
-from jobrunner.pipelines.formulas import is_formula_like
+from jobrunner.pipelines.formulas import is_formula_like, plain_start
 from jobrunner.pipelines.validation.checks import (
     RAGGED_FLAG,
     column_flag,
@@ -207,10 +207,9 @@ def _never_formula(column: Column, on_raw: bool) -> bool:
 
 
 def _no_formula_start(raw: pl.Expr) -> pl.Expr:
-    """The value starts with a byte no formula-like value starts with (a letter, a digit, '.',
-    '/', ':', ';', '<') or is empty: three comparisons with no string scan, so cheap enough
-    for every value; anything else goes to the full checks."""
-    return (raw >= "A") | ((raw >= ".") & (raw < "=")) | (raw == "")
+    """Cheap enough for every value (formulas.plain_start: three comparisons); anything it
+    does not clear goes to the full checks."""
+    return plain_start(raw)
 
 
 def _plain(allowed: list[str]) -> list[str]:
