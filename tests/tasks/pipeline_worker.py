@@ -24,6 +24,7 @@ MB = 1024 * 1024
 class Rig:
     runner: JobRunner
     pipelines: PipelineTasks
+    worker: WorkerRunner
 
     async def run(self, task: str, params: dict[str, Any], timeout: float = 60) -> JobRecord:
         job = await self.runner.enqueue(task, params)
@@ -48,9 +49,9 @@ async def pipeline_worker(
     registry = Registry(pipelines.tasks(), [pipelines.close])
     async with (
         JobRunner(settings, registry) as runner,
-        WorkerRunner(settings, registry, redis=runner.redis),
+        WorkerRunner(settings, registry, redis=runner.redis) as worker,
     ):
-        yield Rig(runner, pipelines)
+        yield Rig(runner, pipelines, worker)
 
 
 def gzip_bomb(inflated: int, byte: bytes = b"\0") -> bytes:

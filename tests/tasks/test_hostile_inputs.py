@@ -89,6 +89,22 @@ async def test_a_job_over_its_memory_cap_fails_alone(
         assert rig.pipelines.pool.started == 2  # the capped child was replaced
 
 
+def one_long_batch() -> bytes:
+    """Auto-fix of 2,000 columns: one batch of several seconds inside polars, with no
+    progress report in it for a stop request to be noticed at."""
+    header = ";".join(["sku", "title", "price", *(f"c{i}" for i in range(1997))])
+    cells = ";".join(f" v{i} " for i in range(1997))
+    rows = [f"S{r};Produto {r};10,00;{cells}" for r in range(1500)]
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+async def _busy_child(rig: Rig) -> int:
+    async with asyncio.timeout(30):
+        while not rig.pipelines.pool.pids:
+            await asyncio.sleep(0.05)
+    return rig.pipelines.pool.pids[0]
+
+
 def _pid_gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -101,16 +117,10 @@ def _pid_gone(pid: int) -> bool:
 async def test_cancel_kills_a_job_stuck_in_one_huge_batch(
     redis_url: str, key_prefix: str, tmp_path: Path
 ) -> None:
-    # auto-fix of 2,000 columns is one batch of several seconds inside polars, with no
-    # progress report in it for a stop request to be noticed at
-    header = ";".join(["sku", "title", "price", *(f"c{i}" for i in range(1997))])
-    cells = ";".join(f" v{i} " for i in range(1997))
-    rows = [f"S{r};Produto {r};10,00;{cells}" for r in range(1500)]
-    data = ("\n".join([header, *rows]) + "\n").encode()
     async with pipeline_worker(
         redis_url, key_prefix, tmp_path, pipeline_memory_mb=1536, csv_max_columns=2000
     ) as rig:
-        uri = await rig.upload(data, "wide.csv")
+        uri = await rig.upload(one_long_batch(), "wide.csv")
         job = await rig.runner.enqueue("correct_csv", {"input_uri": uri})
         async with asyncio.timeout(30):
             while not rig.pipelines.pool.pids:
@@ -129,3 +139,29 @@ async def test_cancel_kills_a_job_stuck_in_one_huge_batch(
         assert loop.time() - asked < 0.5 + 3.0
         assert pid not in rig.pipelines.pool.pids
         await assert_serves(rig)
+
+
+@pytest.mark.slow
+async def test_timeout_and_shutdown_kill_the_child_too(
+    redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    async with pipeline_worker(
+        redis_url, key_prefix, tmp_path, pipeline_memory_mb=1536, csv_max_columns=2000
+    ) as rig:
+        uri = await rig.upload(one_long_batch(), "wide.csv")
+        params = {"input_uri": uri}
+        job = await rig.runner.enqueue("correct_csv", params, timeout_seconds=2, max_tries=1)
+        pid = await _busy_child(rig)
+        done = await rig.runner.wait(job.id, timeout=30)
+        assert done.error is not None and done.error.code == "timeout"
+        async with asyncio.timeout(10):
+            while not _pid_gone(pid):
+                await asyncio.sleep(0.02)
+        job = await rig.runner.enqueue("correct_csv", params)
+        pid = await _busy_child(rig)
+        worker = rig.worker
+        await worker.stop(grace=0)  # shutdown: the job goes back to the queue, its child dies
+        async with asyncio.timeout(10):
+            while not _pid_gone(pid):
+                await asyncio.sleep(0.02)
+        assert (await rig.runner.get(job.id)).status is JobStatus.QUEUED
