@@ -38,6 +38,7 @@ class JobContext:
     _sink: ProgressSink
     settings: Settings | None = None
     cancel_token: threading.Event = field(default_factory=threading.Event)
+    timeout_seconds: float | None = None  # this attempt's timeout (caps CPU time in children)
     _loop: asyncio.AbstractEventLoop | None = None
     # the job store, for system tasks that act on another job's record (webhook delivery)
     store: JobStore | None = None

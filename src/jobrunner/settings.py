@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         le=64,
-        description="Processes reading large PDFs: 0 = min(2, CPUs), 1 = in the worker only.",
+        description="Child processes one large PDF is split across: 0 = all the pool has.",
     )
     connector_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     connector_timeout_seconds: float = Field(default=120.0, gt=0)
@@ -130,6 +130,24 @@ class Settings(BaseSettings):
     stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
     log_json: bool = False
     log_level: str = "info"
+    # pipelines: the child processes heavy work runs in, their caps, and input bounds
+    pipeline_processes: int = Field(
+        default=0, ge=0, le=256, description="Pipeline child processes: 0 = min(2, CPUs)."
+    )
+    pipeline_memory_mb: int = Field(
+        default=2048, ge=0, description="Address space one job may add in a child; 0 = no cap."
+    )
+    pipeline_stop_grace_seconds: float = Field(
+        default=5.0, ge=0, description="How long a stopped child may take before it is killed."
+    )
+    csv_formula_guard: bool = Field(
+        default=True, description="Neutralise formula-like cells in every CSV pipelines write."
+    )
+    input_max_decompressed_bytes: int = Field(default=2 * 1024**3, ge=1)
+    csv_max_columns: int = Field(default=2000, ge=1)
+    csv_max_line_bytes: int = Field(default=1024**2, ge=1024)
+    pdf_max_pages: int = Field(default=10_000, ge=1)
+    pdf_max_stream_bytes: int = Field(default=256 * 1024**2, ge=1024)
 
     @field_validator("plans", "worker_queues", "tasks", "cors_origins", mode="before")
     @classmethod

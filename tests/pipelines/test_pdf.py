@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +11,7 @@ import pytest
 from fpdf import FPDF
 
 from jobrunner.errors import PermanentError
-from jobrunner.pipelines import pdf as pdf_module
-from jobrunner.pipelines.pdf import POOL_MIN_PAGES, PdfResult, close_pdf_pool, extract_pdf
+from jobrunner.pipelines.pdf import PdfResult, extract_pdf
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "pdf"
 PASSWORD = "openpassword"  # user password given in the data folder's README
@@ -203,29 +200,24 @@ FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # has Old Italic
 NON_BMP = "Old Italic \U00010300\U00010301\U00010302, emoji \U0001f42d\U0001f625."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _stop_pool() -> Iterator[None]:
-    yield
-    close_pdf_pool()
-
-
 @pytest.mark.skipif(not FONT.is_file(), reason=f"{FONT} not installed")
-@pytest.mark.parametrize("pages", [1, POOL_MIN_PAGES], ids=["in-process", "pool"])
-def test_text_outside_the_bmp_survives(pages: int, tmp_path: Path) -> None:
+def test_text_outside_the_bmp_survives(tmp_path: Path) -> None:
+    make_astral_pdf(tmp_path / "astral.pdf", 1)
+    _extract(tmp_path / "astral.pdf", tmp_path)
+    assert _lines(tmp_path / "pages.jsonl")[0]["text"] == f"1: {NON_BMP}"
+    assert all(NON_BMP in c["text"] for c in _lines(tmp_path / "chunks.jsonl"))
+
+
+def make_astral_pdf(path: Path, pages: int) -> None:
+    """Pages whose text has characters outside the BMP (the children's path is tested in
+    tests/tasks/test_pdf_children.py)."""
     pdf = FPDF()
     pdf.add_font("dejavu", fname=str(FONT))
     pdf.set_font("dejavu", size=12)
     for number in range(1, pages + 1):
         pdf.add_page()
         pdf.cell(text=f"{number}: {NON_BMP}")
-    source = tmp_path / "astral.pdf"
-    pdf.output(str(source))
-    result = _extract(source, tmp_path, processes=2)
-    assert result.pages == pages
-    texts = [p["text"] for p in _lines(tmp_path / "pages.jsonl")]
-    assert texts == [f"{n}: {NON_BMP}" for n in range(1, pages + 1)]
-    chunks = _lines(tmp_path / "chunks.jsonl")
-    assert all(NON_BMP in c["text"] for c in chunks)
+    pdf.output(str(path))
 
 
 def _make_long_pdf(path: Path, pages: int) -> None:
@@ -239,110 +231,3 @@ def _make_long_pdf(path: Path, pages: int) -> None:
             words = " ".join(f"word{number}x{line}y{w}" for w in range(12))
             pdf.multi_cell(0, 5, text=words, new_x="LMARGIN", new_y="NEXT")
     pdf.output(str(path))
-
-
-@pytest.fixture(scope="module")
-def long_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("long") / "long.pdf"
-    _make_long_pdf(path, 100)
-    return path
-
-
-@pytest.mark.parametrize("max_pages", [None, 70])
-def test_pool_writes_what_the_in_process_path_writes(
-    long_pdf: Path, max_pages: int | None, tmp_path: Path
-) -> None:
-    outputs = []
-    for processes in (1, 2):
-        out = tmp_path / str(processes)
-        out.mkdir()
-        calls: list[tuple[float, str]] = []
-        result = _extract(
-            long_pdf,
-            out,
-            max_pages=max_pages,
-            chunk_chars=200,
-            processes=processes,
-            on_progress=lambda f, m, calls=calls: calls.append((f, m)),
-        )
-        pages = (out / "pages.jsonl").read_text(encoding="utf-8")
-        chunks = (out / "chunks.jsonl").read_text(encoding="utf-8")
-        dumped = result.model_dump(exclude={"pages_out", "chunks_out"})
-        outputs.append((dumped, pages, chunks, calls))
-    assert outputs[0] == outputs[1]
-    dumped, pages, _, calls = outputs[1]
-    limit = max_pages or 100
-    assert dumped["pages_processed"] == limit
-    assert dumped["truncated"] is (limit < 100)
-    assert dumped["scanned_pages"] == list(range(10, limit + 1, 10))
-    assert [json.loads(line)["page"] for line in pages.splitlines()] == list(range(1, limit + 1))
-    assert [m for _, m in calls] == [f"page {n}/{limit}" for n in range(1, limit + 1)]
-
-
-def test_pool_is_kept_between_documents_and_closed(long_pdf: Path, tmp_path: Path) -> None:
-    _extract(long_pdf, tmp_path, processes=2)
-    first = pdf_module._POOL
-    _extract(long_pdf, tmp_path, processes=2)
-    assert first is not None and pdf_module._POOL is first
-    close_pdf_pool()
-    assert pdf_module._POOL is None
-    _extract(long_pdf, tmp_path, processes=2)  # a new pool on demand
-    assert pdf_module._POOL is not None and pdf_module._POOL is not first
-
-
-def test_pool_processes_read_a_replaced_file_afresh(tmp_path: Path) -> None:
-    """A pool process keeps its last document open between ranges; a new file at the same
-    path (the next job's scratch file) must still be read, not the kept one."""
-    source = tmp_path / "input.pdf"
-    texts = []
-    for words in ("alpha", "omega"):
-        pdf = FPDF()
-        pdf.set_font("helvetica", size=10)
-        for number in range(1, POOL_MIN_PAGES + 1):
-            pdf.add_page()
-            pdf.cell(text=f"{words} {number}")
-        pdf.output(str(source))
-        _extract(source, tmp_path, processes=2)
-        texts.append([p["text"] for p in _lines(tmp_path / "pages.jsonl")])
-    assert texts[0] == [f"alpha {n}" for n in range(1, POOL_MIN_PAGES + 1)]
-    assert texts[1] == [f"omega {n}" for n in range(1, POOL_MIN_PAGES + 1)]
-
-
-def test_small_documents_and_one_process_stay_in_process(long_pdf: Path, tmp_path: Path) -> None:
-    close_pdf_pool()
-    _extract(DATA / "pdflatex-4-pages.pdf", tmp_path, processes=2)
-    _extract(long_pdf, tmp_path, processes=1)
-    assert pdf_module._POOL is None
-
-
-@pytest.mark.parametrize(
-    ("password", "code"), [("wrong", "pdf_encrypted"), (None, "pdf_encrypted")]
-)
-def test_errors_in_pool_processes_keep_their_codes(
-    password: str | None, code: str, tmp_path: Path
-) -> None:
-    # The parent opens the document first, so reach the pool directly, as when the file
-    # changes between the parent's look and a pool process's.
-    pages = pdf_module._pool_pages(
-        DATA / "libreoffice-writer-password.pdf", password, 1, 2000, processes=2
-    )
-    with pytest.raises(PermanentError) as info:
-        list(pages)
-    assert info.value.code == code
-
-
-def test_corrupt_file_in_pool_process_is_pdf_corrupt(tmp_path: Path) -> None:
-    cut = tmp_path / "cut.pdf"
-    data = (DATA / "pdflatex-4-pages.pdf").read_bytes()
-    cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(PermanentError) as info:
-        list(pdf_module._pool_pages(cut, None, 4, 2000, processes=2))
-    assert info.value.code == "pdf_corrupt"
-
-
-def test_pool_ranges_cover_every_page_once() -> None:
-    for limit in (POOL_MIN_PAGES, 100, 500, 10_000):
-        ranges = pdf_module._ranges(limit, 2)
-        assert ranges[0][0] == 0
-        assert ranges[-1][1] == limit
-        assert all(a < b == c for (a, b), (c, _) in itertools.pairwise(ranges))

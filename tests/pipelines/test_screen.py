@@ -18,6 +18,9 @@ from jobrunner.pipelines.validation.rules import Ruleset, load_ruleset
 from jobrunner.pipelines.validation.screen import OK, edges_never_space, screened
 
 RULESET = """
+[file]
+formulas = true
+
 [columns.code]
 type = "string"
 required = true
@@ -106,7 +109,7 @@ NUMBERS = [
     "12,5", "12.5", "0", "-0", "0,0", "1000", "1000,01", "1.234,56", "1,234.56", "1,234",
     "1.234", "-1", "+5", "5.", ",5", ".5", "1e3", "1e400", "-1e400", "nan", "NaN", "inf",
     "-inf", "infinity", "1,2,3", "1_0", "0x10", "R$ 5", "5,00 R$", "\u0661\u0662", "abc", "",
-    "99", "100", "101", "007", "1.5e2",
+    "99", "100", "101", "007", "1.5e2", "=5", "+5-", "-1+2", "@5", "+.5", "-5e-3",
 ]  # fmt: skip
 GTINS = [
     "7891234567895", "07891234567895", "96385074", "12345670", "789123456789", "0000000000000",
@@ -116,11 +119,14 @@ GTINS = [
 TEXTS = [
     "AB", "AB1", "ABC", "A", "ab", "AB12345", "ÉB1", "AB\u00a0", "\u00a0AB", "A B",
     "\u2003", "x" * 5, "x" * 6, "é" * 5, "é" * 6, "new", "New", "NEW", "used", " odd ", "odd",
+    # formula-like (OWASP), and look-alikes that are not
+    "=1+1", "+SUM(A1)", "-x", "@SUM(A1)", "\t=1", "\r=1", "=", "-", "+5", "-5,5", "'=x", "A=1",
+    "\n=1", "(=1)", ".5",
 ]  # fmt: skip
 BOOLS = ["true", "True", "TRUE", "1", "0", "sim", "não", "maybe", "y", "yes "]
 DATES = ["2024-01-05", "2024-1-5", "05/01/2024", "5/1/2024", "2024-13-01", "2024/01/05", "x"]
 URLS = ["https://a.example/x", "http://a", "http://", "https://a b", "ftp://a", "https://"]
-MAILS = ["a@b.co", "a@b", "a b@c.de", "@b.co", "a@@b.co"]
+MAILS = ["a@b.co", "a@b", "a b@c.de", "@b.co", "a@@b.co", "=a@b.co", "+a@b.co", "-a@b.co"]
 LISTS = [
     "a", "a|b", "a|b|c", "a|b|c|d", "a;b,c", "|a|", ",,", "a||b", "a, b", "a | b | c | d",
     "https://a/1", "https://a/1|https://b/2", "https://a/1;https://b/2,https://c/3",

@@ -1,17 +1,18 @@
-"""A job that goes (cancelled, timed out, shut down) stops the pipeline thread it started."""
+"""A job that goes (cancelled, timed out, shut down) stops the pipeline thread it started.
+
+Children are stopped (then killed) by the pool: see test_pool.py and test_hostile_inputs.py."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jobrunner.context import JobContext
-from jobrunner.pipelines.pdf import POOL_MIN_PAGES, close_pdf_pool, extract_pdf
+from jobrunner.pipelines.pdf import extract_pdf
 from jobrunner.pipelines.validation.rules import load_ruleset
 from jobrunner.pipelines.validation.run import validate_csv_file
 from jobrunner.tasks.inputs import PipelineStopped, in_thread, percent_reporter
@@ -33,12 +34,6 @@ def _ctx(reported: list[float] | None = None) -> JobContext:
         log=None,
         _sink=sink,
     )
-
-
-@pytest.fixture(autouse=True)
-def _stop_pool() -> Iterator[None]:
-    yield
-    close_pdf_pool()
 
 
 async def test_cancelling_the_job_stops_its_thread_before_the_cancel_completes() -> None:
@@ -88,26 +83,17 @@ def _stop_after(ctx: JobContext, calls: int) -> Any:
     return on_progress
 
 
-def test_pdf_extraction_stops_at_the_next_page_and_the_pool_still_works(
-    tmp_path: Path,
-) -> None:
+def test_pdf_extraction_stops_at_the_next_page(tmp_path: Path) -> None:
     source = tmp_path / "long.pdf"
-    _make_long_pdf(source, POOL_MIN_PAGES + 20)
+    _make_long_pdf(source, 20)
     outputs = {"pages_out": tmp_path / "p.jsonl", "chunks_out": tmp_path / "c.jsonl"}
     ctx = _ctx()
     with pytest.raises(PipelineStopped):
         extract_pdf(
-            source,
-            password=None,
-            max_pages=None,
-            on_progress=_stop_after(ctx, 3),
-            processes=2,
-            **outputs,
+            source, password=None, max_pages=None, on_progress=_stop_after(ctx, 3), **outputs
         )
     # the fourth page was written before its report learned that the job had gone
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 4
-    again = extract_pdf(source, password=None, max_pages=None, processes=2, **outputs)
-    assert again.pages_processed == POOL_MIN_PAGES + 20
 
 
 def test_csv_validation_stops_at_the_next_batch(tmp_path: Path) -> None:

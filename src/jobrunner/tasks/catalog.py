@@ -10,7 +10,7 @@ from jobrunner.errors import ConfigError
 from jobrunner.registry import Registry, Task
 from jobrunner.settings import Settings
 from jobrunner.tasks.demo import DEMO_TASKS
-from jobrunner.tasks.pipelines import PIPELINE_TASKS, close_pipeline_resources
+from jobrunner.tasks.pipelines import PipelineTasks
 from jobrunner.tasks.webhook import webhook_task
 
 
@@ -34,9 +34,10 @@ def build_registry(settings: Settings, extra: Iterable[Task[Any]] = ()) -> Regis
     tasks: list[Task[Any]] = [webhook_task(settings)]
     tasks.extend(DEMO_TASKS if settings.demo_tasks else [])
     closers = []
-    if settings.pipeline_tasks:
-        tasks.extend(PIPELINE_TASKS)
-        closers.append(close_pipeline_resources)
+    if settings.pipeline_tasks:  # they own a pool of child processes: closed with the registry
+        pipelines = PipelineTasks(settings)
+        tasks.extend(pipelines.tasks())
+        closers.append(pipelines.close)
     for spec in settings.tasks:
         tasks.extend(import_tasks(spec))
     return Registry([*tasks, *extra], closers)

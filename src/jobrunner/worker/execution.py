@@ -131,6 +131,7 @@ async def _run_started(services: Services, task: Task[Any], record: JobRecord, a
         settings=services.settings,
         _loop=asyncio.get_running_loop(),
         store=services.store,
+        timeout_seconds=record.timeout_seconds,
     )
     services.running.add(record.id)
     started = time.monotonic()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import polars as pl
 
+from jobrunner.pipelines.formulas import formula_like
 from jobrunner.pipelines.validation.parse import (
     all_items_urls,
     as_decimal,
@@ -111,7 +112,7 @@ def compile_checks(ruleset: Ruleset, present: set[str], category: str | None) ->
     checks: list[Check] = []
     for name, column in ruleset.columns.items():
         if name in present:
-            of_column = _column_checks(name, column)
+            of_column = _column_checks(name, column) + _formula_check(name, ruleset)
             checks += [replace(c, flag=column_flag(name), reads=(name,)) for c in of_column]
     if category and category in ruleset.categories:
         for name in ruleset.categories[category].required:
@@ -150,6 +151,15 @@ def _column_checks(name: str, column: Column) -> list[Check]:
         message = f"{name} is not a valid {column.type}"
         out.append(Check(name, f"type_{column.type}", message, filled & bad_type))
     return out + _range_checks(name, column, filled) + _text_checks(name, column, filled)
+
+
+def _formula_check(name: str, ruleset: Ruleset) -> list[Check]:
+    if not ruleset.file.formulas:
+        return []
+    message = f"{name} starts like a spreadsheet formula (=, +, -, @, tab or CR)"
+    # on the value as written: only spaces and line feeds before a trigger count (a
+    # spreadsheet does not skip a no-break space, and tab and CR are triggers themselves)
+    return [Check(name, "formula", message, ~_empty(name) & formula_like(pl.col(name)))]
 
 
 def _range_checks(name: str, column: Column, filled: pl.Expr) -> list[Check]:

@@ -31,7 +31,10 @@ def _changes(before: pl.DataFrame, after: pl.DataFrame, columns: list[str]) -> p
 class Corrector:
     """Applies fixes to each batch, drops duplicate keys, writes corrected rows and a change log."""
 
-    def __init__(self, ruleset: Ruleset, columns: list[str], out: IO[str], log: IO[str]) -> None:
+    def __init__(
+        self, ruleset: Ruleset, columns: list[str], out: IO[str], log: IO[str], *, guard: bool
+    ) -> None:
+        self.guard = guard  # neutralise formula-like cells in both files (see formulas.py)
         self.fixes = fix_plan(ruleset, columns)
         self.columns = columns
         self.unique = UniqueKeys(
@@ -55,21 +58,9 @@ class Corrector:
             )
             changed = pl.concat([changed, removed]) if changed.height else removed
         kept = fixed.filter(~drop)
-        append_csv(self.out, kept.drop(ROW, EXTRA, strict=False), self.first)
-        append_csv(
-            self.log,
-            changed
-            if changed.height
-            else pl.DataFrame(
-                schema={
-                    "row": pl.UInt32,
-                    "column": pl.String,
-                    "before": pl.String,
-                    "after": pl.String,
-                }
-            ),
-            self.first,
-        )
+        append_csv(self.out, kept.drop(ROW, EXTRA, strict=False), self.first, guard=self.guard)
+        log = changed if changed.height else pl.DataFrame(schema=CHANGE_SCHEMA)
+        append_csv(self.log, log, self.first, guard=self.guard)
         self.first = False
         for column, n in changed.group_by("column").len().iter_rows() if changed.height else []:
             self.changes[column] += n

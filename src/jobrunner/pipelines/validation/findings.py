@@ -7,6 +7,7 @@ from typing import IO, Any
 
 import polars as pl
 
+from jobrunner.pipelines.formulas import guard_frame
 from jobrunner.pipelines.validation.checks import (
     Check,
     mask_name,
@@ -19,6 +20,9 @@ from jobrunner.pipelines.validation.rules import Ruleset
 from jobrunner.pipelines.validation.screen import key_hash, trimmed
 
 MAX_SAMPLES = 1000
+SAMPLE_VALUE_CHARS = (
+    256  # a sample's value is cut here: the result stays small, the report is whole
+)
 ERROR_SCHEMA = {
     "row": pl.UInt32,
     "column": pl.String,
@@ -44,12 +48,12 @@ class Tally:
         self._count(errors)
         room = MAX_SAMPLES - len(self.samples)
         if room > 0:
-            self.samples += errors.head(room).to_dicts()
+            self.samples += _samples(errors.head(room))
 
     def add_late(self, errors: pl.DataFrame) -> None:
         """Findings known only at the end (duplicates): the samples stay the first by row."""
         self._count(errors)
-        merged = self.samples + errors.head(MAX_SAMPLES).to_dicts()
+        merged = self.samples + _samples(errors.head(MAX_SAMPLES))
         self.samples = sorted(merged, key=lambda e: int(e["row"]))[:MAX_SAMPLES]
 
     def _count(self, errors: pl.DataFrame) -> None:
@@ -67,6 +71,10 @@ class Tally:
         if not self.error_rows:
             return 0
         return pl.concat(self.error_rows).n_unique()
+
+
+def _samples(errors: pl.DataFrame) -> list[dict[str, Any]]:
+    return errors.with_columns(pl.col("value").str.slice(0, SAMPLE_VALUE_CHARS)).to_dicts()
 
 
 class KeyLedger:
@@ -191,5 +199,6 @@ def file_errors_of(
     ]
 
 
-def append_csv(handle: IO[str], frame: pl.DataFrame, header: bool) -> None:
-    frame.write_csv(handle, include_header=header)
+def append_csv(handle: IO[str], frame: pl.DataFrame, header: bool, *, guard: bool) -> None:
+    """Write ``frame`` to an open CSV; with ``guard``, formula-like cells neutralised."""
+    (guard_frame(frame) if guard else frame).write_csv(handle, include_header=header)

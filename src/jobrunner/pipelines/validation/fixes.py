@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from jobrunner.pipelines.formulas import live_formula
 from jobrunner.pipelines.validation.parse import decimal_text, gs1_check_ok
 from jobrunner.pipelines.validation.rules import Column, Ruleset
 
@@ -71,7 +72,10 @@ def _add_column_fix(plan: FixPlan, name: str, column: Column) -> None:
         lowered = fixed.str.to_lowercase()
         known = lowered.is_in([v.lower() for v in column.one_of])
         fixed = pl.when(known).then(lowered).otherwise(fixed)
-    plan.stages[2].append(fixed.alias(name))
+    # Trimming ' =1+1' or a tab before '=HYPERLINK(...)' would make a spreadsheet run it:
+    # such a value is left as it was (the report still flags it where the ruleset asks).
+    armed = live_formula(fixed) & ~live_formula(pl.col(name))
+    plan.stages[2].append(pl.when(armed).then(pl.col(name)).otherwise(fixed).alias(name))
 
 
 def fix_plan(ruleset: Ruleset, present: list[str]) -> FixPlan:

@@ -7,6 +7,7 @@ from typing import IO
 
 import polars as pl
 
+from jobrunner.pipelines.formulas import guard_frame
 from jobrunner.pipelines.validation.findings import ERROR_SCHEMA
 
 HOLD_ROWS = 500_000  # findings kept in memory before they are written (about 50 MB)
@@ -20,9 +21,10 @@ class ReportFile:
     late ones are merged by a streamed rewrite of the file.
     """
 
-    def __init__(self, path: Path, handle: IO[str]) -> None:
+    def __init__(self, path: Path, handle: IO[str], *, guard: bool = True) -> None:
         self.path = path
         self.handle = handle
+        self.guard = guard  # neutralise formula-like values (see formulas.py)
         self.held: list[pl.DataFrame] = []
         self.held_rows = 0
         self.written = False
@@ -30,13 +32,15 @@ class ReportFile:
 
     def add(self, findings: pl.DataFrame) -> None:
         if findings.height:
-            self.held.append(findings)
+            self.held.append(guard_frame(findings) if self.guard else findings)
             self.held_rows += findings.height
         if self.held_rows > HOLD_ROWS:
             self._write_held()
 
     def finish(self, late: pl.DataFrame) -> None:
         """Merge ``late`` findings (any row order) in and close the file."""
+        if self.guard and late.height:
+            late = guard_frame(late)
         if not self.written:
             frames = [*self.held, late] if late.height else self.held
             if frames:

@@ -9,6 +9,7 @@ Schema (all keys optional unless said)::
 
     [file]
     max_rows = 1000000
+    formulas = true                    # report cells a spreadsheet would run (``formula``)
 
     [columns.<canonical name>]
     aliases = ["Category Name"]        # header matching ignores case, spaces, '_' and '-'
@@ -94,6 +95,7 @@ class FileRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_rows: int | None = Field(default=None, ge=1)
+    formulas: bool | None = None  # None: as the ruleset it extends says (else off)
 
 
 class Ruleset(BaseModel):
@@ -146,7 +148,7 @@ def _parse(name: str, location: str) -> Ruleset:
 def _merge(parent: Ruleset, child: Ruleset) -> Ruleset:
     columns = {**parent.columns, **child.columns}
     categories = {**parent.categories, **child.categories}
-    file = child.file if child.file.max_rows else parent.file
+    file = parent.file.model_copy(update=child.file.model_dump(exclude_none=True))
     return child.model_copy(
         update={
             "columns": columns,
@@ -157,12 +159,25 @@ def _merge(parent: Ruleset, child: Ruleset) -> Ruleset:
     )
 
 
+def choose_ruleset(ruleset: str | None, marketplace: str | None) -> str:
+    """The one ruleset two params name: ``ruleset``, or its deprecated alias ``marketplace``,
+    or ``default``. Different values in both raise ValueError (a params error at enqueue)."""
+    if ruleset and marketplace and ruleset != marketplace:
+        raise ValueError(
+            f"ruleset {ruleset!r} and marketplace {marketplace!r} disagree; give only ruleset "
+            "(marketplace is its deprecated alias)"
+        )
+    return ruleset or marketplace or "default"
+
+
 def load_ruleset(
     name: str, marketplace: str | None = None, user_dir: Path | None = None
 ) -> Ruleset:
-    """The ruleset for ``marketplace`` (when given and not 'default') or by ``name``."""
+    """The ruleset ``choose_ruleset(name, marketplace)`` names, with what it extends merged
+    in. Raises PermanentError ``unknown_ruleset`` (listing the available ones) or
+    ``ruleset_invalid``."""
     sources = _sources(user_dir)
-    wanted = marketplace if marketplace and name == "default" else name
+    wanted = choose_ruleset(None if name == "default" else name, marketplace)
     if wanted not in sources:
         raise PermanentError(
             f"unknown ruleset or marketplace {wanted!r}; available: {', '.join(sorted(sources))}",

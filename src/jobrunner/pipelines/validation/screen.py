@@ -18,6 +18,7 @@ from collections.abc import Collection
 
 import polars as pl
 
+from jobrunner.pipelines.formulas import is_formula_like, plain_start
 from jobrunner.pipelines.validation.checks import (
     RAGGED_FLAG,
     column_flag,
@@ -77,7 +78,8 @@ def screened(
                 staged.append(pl.col(name).str.strip_chars().alias(trimmed(name)))
                 flags.append((pl.col(trimmed(name)).str.len_bytes() > 0).alias(column_flag(name)))
             continue
-        stage, ok = _column(name, column, name in required, keyed=name in keys)
+        formulas = bool(ruleset.file.formulas)
+        stage, ok = _column(name, column, name in required, keyed=name in keys, formulas=formulas)
         staged += stage
         flags.append(ok.alias(column_flag(name)))
     for index, rule in enumerate(ruleset.cross):
@@ -127,7 +129,7 @@ def _number(name: str, column: Column | None) -> pl.Expr:
 
 
 def _column(
-    name: str, column: Column, required: bool, *, keyed: bool
+    name: str, column: Column, required: bool, *, keyed: bool, formulas: bool = False
 ) -> tuple[list[pl.Expr], pl.Expr]:
     """Stage-one expressions (parsed or trimmed values) and the column's ok expression."""
     raw = pl.col(name)
@@ -157,6 +159,8 @@ def _column(
         conditions.append((raw if on_raw else text).str.contains(column.pattern))
     if column.one_of is not None:
         conditions.append(_one_of(raw, column.one_of))
+    if formulas and not _never_formula(column, on_raw):
+        conditions.append(_no_formula_start(raw))
     ok = pl.all_horizontal(conditions) if conditions else pl.lit(True)
     # a missing value breaks only ``required``; an empty quoted one goes to the full checks
     return staged, pl.when(raw.is_null()).then(pl.lit(not required)).otherwise(ok)
@@ -185,6 +189,27 @@ def edges_never_space(pattern: str) -> bool:
     if repeat is None and core[-1:] in ("*", "?", "}", ")"):
         return False
     return last is not None
+
+
+_TYPES_NEVER_FORMULA = ("int", "decimal", "gtin", "bool", "date", "url")
+
+
+def _never_formula(column: Column, on_raw: bool) -> bool:
+    """True when a value passing the column's other screen conditions cannot be formula-like:
+    a parsed number is a plain one, a date or GTIN starts with a digit, a URL with 'http', an
+    allowed value is known, and a pattern matched as written may start with a letter only."""
+    if column.type in _TYPES_NEVER_FORMULA or _url_list(column):
+        return True
+    if column.one_of is not None and _plain(column.one_of):
+        return not any(is_formula_like(v) for v in _plain(column.one_of))
+    pattern = column.pattern or ""
+    return on_raw and len(pattern) > 1 and pattern[1].isascii() and pattern[1].isalnum()
+
+
+def _no_formula_start(raw: pl.Expr) -> pl.Expr:
+    """Cheap enough for every value (formulas.plain_start: three comparisons); anything it
+    does not clear goes to the full checks."""
+    return plain_start(raw)
 
 
 def _plain(allowed: list[str]) -> list[str]:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from jobrunner.errors import PermanentError
+from jobrunner.pipelines.compressed import decompressed
+from jobrunner.pipelines.limits import InputLimits
+from jobrunner.pipelines.validation.bounds import check_columns, check_lines
 
 CANDIDATES = (",", ";", "\t", "|")
 _PROBE_BYTES = 64 * 1024
@@ -26,23 +29,55 @@ class Sniffed:
     delimiter: str
     header: list[str]
     estimated_rows: int  # from the size and the first lines: for progress only
+    row_bytes: float  # bytes a line, from the first lines: for sizing batches
     lossy: bool = False  # invalid UTF-8 bytes are read as U+FFFD (see body_not_utf8)
+    source: Path | None = None  # the file as given (``path`` may be inflated or transcoded)
 
 
-def sniff(path: Path, work_dir: Path, *, encoding: str | None, delimiter: str | None) -> Sniffed:
+def sniff(
+    source: Path,
+    work_dir: Path,
+    *,
+    encoding: str | None,
+    delimiter: str | None,
+    limits: InputLimits | None = None,
+) -> Sniffed:
+    """Decompress (gzip, zip, zstd) if need be, check the bounds, then guess what the file is.
+
+    Raises PermanentError ``csv_empty``, ``csv_not_text``, ``input_too_large``,
+    ``line_too_long``, ``too_many_columns``, ``input_unreadable`` or ``input_not_found``."""
+    limits = limits or InputLimits()
+    if not source.is_file():
+        raise PermanentError(f"no such input file: {source.name}", code="input_not_found")
+    path = decompressed(source, work_dir, max_bytes=limits.max_decompressed_bytes)
     head = _read_head(path)
     if not head.strip(b"\xef\xbb\xbf \r\n\t"):
-        raise PermanentError(f"{path.name} is empty", code="csv_empty")
+        raise PermanentError(f"{source.name} is empty", code="csv_empty")
     if b"\x00" in head:
-        raise PermanentError(f"{path.name} is not a text file", code="csv_not_text")
+        raise PermanentError(f"{source.name} is not a text file", code="csv_not_text")
+    check_lines(path, limits.max_line_bytes)
     found = encoding or _guess_encoding(head)
-    utf8_path = path if found in ("utf-8", "utf-8-sig") else _transcode(path, work_dir, found)
-    text = head.decode(found, errors="replace").lstrip("\ufeff")
+    text = _first_lines(path, head).decode(found, errors="replace").lstrip("\ufeff")
     sep = delimiter or _guess_delimiter(text)
-    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    except csv.Error as exc:
+        raise PermanentError(f"cannot read the header: {exc}", code="csv_unreadable") from exc
+    check_columns(header, limits.max_columns)
+    utf8_path = path if found in ("utf-8", "utf-8-sig") else _transcode(path, work_dir, found)
     per_line = len(head) / max(head.count(b"\n"), 1)
     estimate = max(int(path.stat().st_size / per_line) - 1, 1)
-    return Sniffed(utf8_path, found, sep, [h.strip() for h in header], estimate)
+    header = [h.strip() for h in header]
+    return Sniffed(utf8_path, found, sep, header, estimate, per_line, source=source)
+
+
+def _first_lines(path: Path, head: bytes) -> bytes:
+    """The head, or the whole first line when the head ends inside it (a very wide header;
+    check_lines has bounded it)."""
+    if b"\n" in head or len(head) < _PROBE_BYTES:
+        return head
+    with path.open("rb") as f:
+        return f.readline()
 
 
 def body_not_utf8(sniffed: Sniffed, source: Path, work_dir: Path) -> Sniffed:
@@ -94,7 +129,11 @@ def _guess_delimiter(text: str) -> str:
     lines = [line for line in text.splitlines()[:20] if line.strip()] or [text]
     best, best_score = ",", 0
     for sep in CANDIDATES:
-        counts = [len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=sep)]
+        try:
+            rows = csv.reader(io.StringIO("\n".join(lines)), delimiter=sep)
+            counts = [len(row) for row in rows]
+        except csv.Error:  # a "field" past the csv module's limit: not this delimiter
+            continue
         if not counts or counts[0] < 2:
             continue
         consistent = sum(1 for c in counts if c == counts[0])
