@@ -4,8 +4,10 @@ a page's CSRF token and post its forms."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -17,7 +19,9 @@ from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
 from jobrunner.api import create_app
+from jobrunner.api.server import embedded_server, serve_until_cancelled
 from jobrunner.api.services import ApiServices
+from jobrunner.embedded import free_port
 from jobrunner.settings import Settings
 from tests.api.conftest import ADMIN_TOKEN, api_settings
 
@@ -99,6 +103,22 @@ async def browser(app: Starlette) -> AsyncIterator[Browser]:
             return client
 
         yield make
+
+
+@pytest.fixture
+async def site(app: Starlette) -> AsyncIterator[str]:
+    """The app behind a real uvicorn (its lifespan already run by the ``app`` fixture)."""
+    port = free_port()
+    server = embedded_server(app, "127.0.0.1", port, lifespan="off")
+    task = asyncio.create_task(serve_until_cancelled(server))
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and not task.done(), "uvicorn did not start"
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @pytest.fixture

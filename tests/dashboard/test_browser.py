@@ -10,7 +10,6 @@ from another host and no Content-Security-Policy violation was reported.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -19,10 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
-from starlette.applications import Starlette
 
-from jobrunner.api.server import embedded_server, serve_until_cancelled
-from jobrunner.embedded import free_port
 from jobrunner.runtime import JobRunner
 from jobrunner.worker.runner import WorkerRunner
 from tests.api.conftest import ADMIN_TOKEN
@@ -40,22 +36,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-@pytest.fixture
-async def site(app: Starlette) -> AsyncIterator[str]:
-    """The app behind a real uvicorn (its lifespan already run by the ``app`` fixture)."""
-    port = free_port()
-    server = embedded_server(app, "127.0.0.1", port, lifespan="off")
-    task = asyncio.create_task(serve_until_cancelled(server))
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and not task.done(), "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 @pytest.fixture

@@ -441,3 +441,26 @@ async def test_redis_outage_is_a_503_page(redis_url: str, key_prefix: str, tmp_p
             await pool.disconnect()
             pool.reset()
         assert (await client.get("/dashboard/jobs")).status_code == 200
+
+
+async def test_a_pipelines_output_files_are_linked_for_their_tenant_only(
+    browser: Browser, runner: JobRunner, worker: WorkerRunner, api: ApiServices, make_key: MakeKey
+) -> None:
+    csv = b"sku,title,price\nA1,Red shirt,10.50\nA2,,abc\n"
+    upload = await runner.blobs.put_bytes(csv, name="catalog.csv", scheme="upload")
+    await api.blob_index.record(upload, tenant="acme", content_type="text/csv")
+    job = await runner.enqueue(
+        "validate_csv", {"input_uri": upload, "marketplace": "default"}, tenant="acme"
+    )
+    done = await runner.wait(job.id, timeout=60)
+    assert done.status is JobStatus.SUCCEEDED, done.error
+    report = (await runner.result(job.id))["report_ref"]
+    tenant = await browser(await make_key("acme", "pro"))
+    page = (await tenant.get(f"/dashboard/jobs/{job.id}")).text
+    link = f"/dashboard/files/{quote(report, safe='')}"
+    assert link in page and "result.report_ref" in page and "params.input_uri" in page
+    got = await tenant.get(link)
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
+    assert b"3,price,type_decimal" in got.content
+    other = await browser(await make_key("globex", "pro"))
+    assert (await other.get(link)).status_code == 404

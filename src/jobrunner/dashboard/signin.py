@@ -44,9 +44,7 @@ async def signin_form(request: Request) -> Response:
 def _form(request: Request, session: Session, error: str = "", status: int = 200) -> Response:
     state = dashboard(request)
     nxt = safe_next(request.query_params.get("next"))
-    response = render(
-        request, "signin.html", status=status, title="Sign in", error=error, next=nxt
-    )
+    response = render(request, "signin.html", status=status, title="Sign in", error=error, next=nxt)
     state.codec.store(request, response, session)  # the form's CSRF token lives here
     return response
 
