@@ -6,12 +6,14 @@ move the bar, a status change (or, while it waits, every refresh interval) re-re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -26,11 +28,14 @@ from jobrunner.domain.minutes import merged, minute_of
 from jobrunner.domain.models import JobEvent, JobRecord
 from jobrunner.domain.status import ACTIVE, RETRYABLE, WAITING, JobStatus
 from jobrunner.domain.waiting import capacity_for, explain_wait, share_percent
+from jobrunner.errors import JobNotFoundError, RedisUnavailableError
 from jobrunner.store.blobindex import blob_id
 from jobrunner.store.queues import queue_spot
 from jobrunner.store.workers import WorkerRegistry
 
 __all__ = ["file_refs", "routes"]
+
+log = structlog.get_logger("jobrunner.dashboard")
 
 NOTICES = {
     "cancelled": "Cancelled: it will not run.",
@@ -122,28 +127,44 @@ def _progress(e: JobEvent) -> str:
     return json.dumps({"status": e.status.value, "progress": e.progress, "message": e.message})
 
 
+async def _on_tick(request: Request, who: Viewer, job_id: str, *, waiting: bool) -> str | None:
+    """What a quiet interval sends (the panel while the job waits, else a comment), or None
+    once the session has ended."""
+    if not (await session_of(request)).signed_in:
+        return None
+    if not waiting:
+        return ": alive\n\n"
+    return event("job", await _panel(who, await who.job(job_id)))
+
+
 async def _updates(request: Request, who: Viewer, job_id: str) -> AsyncIterator[str]:
     """Progress as JSON, the re-rendered panel on status changes (and on every tick while it
-    waits, as its place in the queue moves), ``end`` after a terminal status."""
+    waits, as its place in the queue moves), ``end`` after a terminal status. While Redis is
+    away the stream just ends: the browser reconnects by itself."""
     yield "retry: 3000\n\n"
+    every = who.settings.dashboard_refresh_seconds
     waiting = True
-    async for item in ticking(who.runner.watch(job_id), who.settings.dashboard_refresh_seconds):
-        if item is TICK:
-            if not (await session_of(request)).signed_in:
-                return  # signed out or revoked meanwhile
-            if waiting:
-                yield event("job", await _panel(who, await who.job(job_id)))
-            else:
-                yield ": alive\n\n"
-            continue
-        assert isinstance(item, JobEvent)
-        waiting = item.status in WAITING
-        yield event("progress", _progress(item))
-        if item.kind != "progress":
-            yield event("job", await _panel(who, await who.job(job_id)))
-        if item.is_terminal:
-            yield event("end", item.status.value)
-            return
+    try:
+        async with contextlib.aclosing(ticking(who.runner.watch(job_id), every)) as items:
+            async for item in items:
+                if item is TICK:
+                    quiet = await _on_tick(request, who, job_id, waiting=waiting)
+                    if quiet is None:
+                        return  # signed out or revoked meanwhile
+                    yield quiet
+                    continue
+                assert isinstance(item, JobEvent)
+                waiting = item.status in WAITING
+                yield event("progress", _progress(item))
+                if item.kind != "progress":
+                    yield event("job", await _panel(who, await who.job(job_id)))
+                if item.is_terminal:
+                    yield event("end", item.status.value)
+                    return
+    except JobNotFoundError:
+        yield event("end", "gone")  # the record expired meanwhile
+    except RedisUnavailableError as exc:
+        log.warning("job stream ended", code=exc.code, error=exc.message)
 
 
 @html_errors

@@ -144,13 +144,13 @@ async def _updates(request: Request, who: Viewer, name: str) -> AsyncIterator[st
     while True:
         try:
             data = await read_overview(who)
+            yield event(name, _panel(who, data, name))
+            await asyncio.sleep(every)
+            if not (await session_of(request)).signed_in:
+                return  # signed out or revoked meanwhile
         except RedisUnavailableError:
             yield ": redis unavailable, retrying\n\n"
-        else:
-            yield event(name, _panel(who, data, name))
-        await asyncio.sleep(every)
-        if not (await session_of(request)).signed_in:
-            return  # signed out or revoked meanwhile
+            await asyncio.sleep(every)
 
 
 @html_errors

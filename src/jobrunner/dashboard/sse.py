@@ -4,7 +4,7 @@ source merged with a clock so a page hears something (a refresh or a comment) wh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TypeVar
 
 from starlette.responses import StreamingResponse
@@ -44,7 +44,7 @@ async def _pump(source: AsyncIterator[T], queue: asyncio.Queue[object]) -> None:
         await queue.put(_END)
 
 
-async def ticking(source: AsyncIterator[T], every: float) -> AsyncIterator[T | object]:
+async def ticking(source: AsyncIterator[T], every: float) -> AsyncGenerator[T | object, None]:
     """The items of ``source`` as they come, and ``TICK`` after each quiet ``every`` seconds.
     ``source`` runs in its own task, so a tick never interrupts it."""
     queue: asyncio.Queue[object] = asyncio.Queue()

@@ -83,10 +83,11 @@ def seconds(value: float | None) -> str:
         return f"{value * 1000:.0f} ms"
     if value < 60:
         return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if value >= size:
-            return f"{value / size:.0f} {unit}"
-    return f"{value:.0f} s"  # unreachable: value >= 60 matched "min"
+    if value < 3600:
+        return f"{value / 60:.0f} min"
+    if value < 86400:
+        return f"{value / 3600:.0f} h"
+    return f"{value / 86400:.0f} d"
 
 
 def pretty_json(value: Any) -> Markup:
