@@ -85,7 +85,7 @@ async def _attempt_allowed(request: Request, state: DashboardState) -> bool:
     """One token of this address's sign-in bucket (shared by every API process)."""
     rate = state.api.settings.dashboard_signin_rate_per_s
     async with state.api.guard("sign-in rate"):
-        decision = await state.api.limits.take(f"dashboard-signin:{_client(request)}", rate)
+        decision = await state.api.limits.take_signin(_client(request), rate)
     return decision.allowed
 
 
