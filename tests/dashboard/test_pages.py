@@ -464,3 +464,30 @@ async def test_a_pipelines_output_files_are_linked_for_their_tenant_only(
     assert b"3,price,type_decimal" in got.content
     other = await browser(await make_key("globex", "pro"))
     assert (await other.get(link)).status_code == 404
+
+
+async def _calls(runner: JobRunner) -> dict[str, int]:
+    info = await runner.redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in info.items()}
+
+
+async def test_no_page_reads_more_than_its_page_of_records(
+    browser: Browser, runner: JobRunner
+) -> None:
+    """Redis's own command counts: a table page loads exactly its 10 records of 400 jobs; the
+    overview loads none (60 per-minute hashes are its only HGETALLs here, with no worker)."""
+    await runner.enqueue_many(
+        [{"task": "demo.echo", "tenant": f"t{i % 7}", "plan": "pro"} for i in range(400)]
+    )
+    admin = await browser("admin")
+    for url, expected in (
+        ("/dashboard/jobs?limit=10", 10),
+        ("/dashboard/jobs?limit=10&status=queued&queue=pro&tenant=t3", 10),
+        ("/dashboard/jobs?limit=10&cursor=0.350", 10),
+        ("/dashboard", 60),
+    ):
+        before = await _calls(runner)
+        assert (await admin.get(url)).status_code == 200
+        after = await _calls(runner)
+        loaded = after.get("hgetall", 0) - before.get("hgetall", 0)
+        assert loaded == expected, (url, loaded)
