@@ -491,3 +491,27 @@ async def test_no_page_reads_more_than_its_page_of_records(
         after = await _calls(runner)
         loaded = after.get("hgetall", 0) - before.get("hgetall", 0)
         assert loaded == expected, (url, loaded)
+
+
+async def test_every_action_refuses_a_post_without_the_sessions_token(
+    browser: Browser, runner: JobRunner, api: ApiServices
+) -> None:
+    job = await runner.enqueue("demo.echo", {}, tenant="acme", defer_seconds=60)
+    key, _ = await api.api_keys.create("acme", "pro")
+    admin = await browser("admin")
+    other = await browser("admin")  # a token valid for another session is no good here
+    stolen = csrf_of((await other.get("/dashboard")).text)
+    actions = {
+        f"/dashboard/jobs/{job.id}/cancel": {},
+        f"/dashboard/jobs/{job.id}/retry": {},
+        "/dashboard/tenants/keys": {"tenant": "evil", "plan": "pro"},
+        f"/dashboard/tenants/keys/{key.key_id}/revoke": {},
+        "/dashboard/logout": {},
+    }
+    for url, fields in actions.items():
+        for token in ({}, {"csrf_token": stolen}):
+            reply = await admin.post(url, data={**fields, **token})
+            assert reply.status_code == 403, (url, token)
+    assert (await runner.get(job.id)).status is JobStatus.QUEUED
+    assert [k.key_id for k in await api.api_keys.list()] == [key.key_id]
+    assert (await admin.get("/dashboard")).status_code == 200  # still signed in
