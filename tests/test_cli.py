@@ -233,7 +233,7 @@ def _start_up(data: Path, api_port: int) -> tuple[subprocess.Popen[str], list[st
         text=True,
     )
     assert up.stdout is not None
-    return up, [up.stdout.readline() for _ in range(9)]
+    return up, [up.stdout.readline() for _ in range(10)]
 
 
 def _printed(lines: list[str], label: str) -> str:
@@ -254,6 +254,9 @@ def test_up_runs_everything_on_an_embedded_redis(tmp_path: Path) -> None:
         assert any("arq jobrunner.worker.WorkerSettings" in line for line in lines)
         api_url = f"http://127.0.0.1:{api_port}"
         assert _printed(lines, "HTTP API:") == api_url and f"{api_url}/docs" in "".join(lines)
+        assert _printed(lines, "dashboard:") == f"{api_url}/dashboard"
+        signin = httpx.get(f"{api_url}/dashboard", follow_redirects=True)
+        assert signin.status_code == 200 and 'name="secret"' in signin.text
         token, dev_key = _printed(lines, "admin token:"), _printed(lines, "dev API key:")
         assert (data / "admin_token").read_text().strip() == token
         assert (data / "admin_token").stat().st_mode & 0o077 == 0

@@ -128,6 +128,14 @@ class Settings(BaseSettings):
     plan_rate_limits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # -- dashboard (/dashboard) ---------------------------------------------------------------
+    dashboard_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs dashboard session cookies; unset: derived from the admin token.",
+    )
+    dashboard_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
+    dashboard_refresh_seconds: float = Field(default=2.0, gt=0, le=60)
+    dashboard_signin_rate_per_s: float = Field(default=1.0, gt=0, le=1000)
     log_json: bool = False
     log_level: str = "info"
     # pipelines: the child processes heavy work runs in, their caps, and input bounds

@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
+from jobrunner import dashboard
 from jobrunner.api import (
     admin,
     catalog,
@@ -52,6 +53,7 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     ops,
     openapi,
     docs,
+    dashboard,
 )
 
 _ALLOWED = ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", CORRELATION_HEADER]

@@ -68,6 +68,7 @@ async def ensure_dev_key(runner: JobRunner, text: str) -> None:
 def print_api_help(settings: Settings, url: str, token_source: str, dev_key: str) -> None:
     token = settings.admin_token.get_secret_value() if settings.admin_token else ""
     click.echo(f"  HTTP API:     {url}  (docs: {url}/docs)")
+    click.echo(f"  dashboard:    {url}/dashboard  (sign in with the admin token or an API key)")
     click.echo(f"  admin token:  {token}  ({token_source})")
     click.echo(f"  dev API key:  {dev_key}  (tenant {DEV_TENANT}, plan {dev_plan(settings)})")
     click.echo(f'  try:          curl -H "Authorization: Bearer {dev_key}" {url}/api/v1/tasks')

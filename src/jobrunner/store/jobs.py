@@ -23,7 +23,7 @@ from jobrunner.store.codec import (
     encode_fields,
     pairs_to_hash,
 )
-from jobrunner.store.keys import ARQ_ABORT, Keys, arq_job
+from jobrunner.store.keys import ALL_TENANTS, ARQ_ABORT, Keys, arq_job
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -108,6 +108,10 @@ class JobStore:
             arq_job(job.job_id) if arq else "",
             arq.queue if arq else "",
             k.submitted_counts,
+            k.tenant_index(ALL_TENANTS),
+            k.status_index(ALL_TENANTS, JobStatus.QUEUED),
+            k.task_index(ALL_TENANTS, job.task),
+            k.plan_index(str(job.fields["plan"])),
         ]
         fields = {n: v for n, v in encode_fields(job.fields).items() if v is not None}
         args: list[str | bytes] = [
@@ -182,6 +186,11 @@ class JobStore:
         """The job an idempotency key already names, if any (so a replay is not new work)."""
         raw = await self.redis.get(self.keys.idempotency(tenant, key))
         return None if raw is None else str(json.loads(raw)["job_id"])
+
+    async def get_many(self, ids: builtins.list[str]) -> builtins.list[JobRecord]:
+        """Records in the order given; expired or unreadable ones are left out."""
+        records, _ = await self._load_many(ids)
+        return records
 
     async def result_json(self, job_id: str) -> str | None:
         raw = await self.redis.get(self.keys.result(job_id))
@@ -263,6 +272,7 @@ class JobStore:
                 change.result_json or "",
                 str(self.result_ttl),
                 change.increment_when.value if change.increment_when else "",
+                k.status_index(ALL_TENANTS, "{status}"),
             ],
         )
         if reply[0] == -2:

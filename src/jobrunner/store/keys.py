@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix
 
+# Stands for "every tenant" in index names: never a tenant's name (see NAME_PATTERN), so
+# ``idx:*:all`` and ``idx:*:status:failed`` index the jobs of all tenants together.
+ALL_TENANTS = "*"
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -40,6 +44,10 @@ class Keys:
 
     def task_index(self, tenant: str, task: str) -> str:
         return f"{self.prefix}:idx:{tenant}:task:{task}"
+
+    def plan_index(self, plan: str) -> str:
+        """Every tenant's jobs of one plan (queue), by creation time."""
+        return f"{self.prefix}:idx:{ALL_TENANTS}:plan:{plan}"
 
     @property
     def tenants(self) -> str:
@@ -93,6 +101,10 @@ class Keys:
         """Token bucket of one API key's request rate."""
         return f"{self.prefix}:rate:{key_id}"
 
+    def signin_bucket(self, address: str) -> str:
+        """Token bucket of the dashboard's sign-in attempts from one client address."""
+        return f"{self.prefix}:rate:signin:{address}"
+
     def blob_owner(self, blob_id: str) -> str:
         """Hash naming who owns a blob (tenant, job) and its content type."""
         return f"{self.prefix}:blob:{blob_id}"
@@ -114,6 +126,11 @@ class Keys:
         """Hash 'task<TAB>le' / 'task<TAB>sum' / 'task<TAB>count': the attempt-duration
         histogram, added to by each worker's heartbeat."""
         return f"{self.prefix}:metrics:durations"
+
+    def minute_figures(self, minute: int) -> str:
+        """Hash of one minute (since the epoch): 'plan<TAB>status' -> jobs ended and
+        'run<TAB>bucket' -> run times, added to by each worker's heartbeat (the dashboard)."""
+        return f"{self.prefix}:metrics:minute:{minute}"
 
 
 def arq_job(job_id: str) -> str:

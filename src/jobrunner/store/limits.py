@@ -11,6 +11,7 @@ The bucket is spent in gate.py, in the same Lua call that finds the request's AP
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -61,6 +62,16 @@ end
 """
 
 
+# KEYS: 1 bucket. ARGV: 1 rate a second, 2 capacity. Returns {allowed (1/0), tokens left}.
+_TAKE = (
+    TAKE_TOKEN
+    + """
+local allowed, left = take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+return {allowed, left}
+"""
+)
+
+
 @dataclass(frozen=True)
 class Period:
     """One billing period: its name ('2025-01') and when the next one starts."""
@@ -95,6 +106,7 @@ class Limits:
         self.keys = keys
         self._reserve = redis.register_script(_RESERVE)
         self._release = redis.register_script(_RELEASE)
+        self._take = redis.register_script(_TAKE)
 
     async def reserve(self, tenant: str, period: Period, quota: int) -> tuple[bool, int]:
         """Count one job against the quota: (allowed, used including this one if allowed)."""
@@ -111,6 +123,21 @@ class Limits:
     async def used(self, tenant: str, period: Period) -> int:
         raw = await self.redis.get(self.keys.usage(tenant, period.name))
         return int(raw or 0)
+
+    async def used_by(self, tenants: Sequence[str], period: Period) -> dict[str, int]:
+        """Jobs each tenant submitted in ``period``, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tenant in tenants:
+                pipe.get(self.keys.usage(tenant, period.name))
+            raw = await pipe.execute()
+        return {tenant: int(value or 0) for tenant, value in zip(tenants, raw, strict=True)}
+
+    async def take_signin(self, address: str, rate: float) -> RateDecision:
+        """One token of a client address's sign-in bucket (the dashboard's form)."""
+        allowed, left = await self._take(
+            keys=[self.keys.signin_bucket(address)], args=[rate, max(rate, 1.0)]
+        )
+        return rate_decision(bool(allowed), float(left), rate)
 
 
 def rate_decision(allowed: bool, tokens: float, rate: float) -> RateDecision:

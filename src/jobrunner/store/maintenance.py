@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from jobrunner.domain.models import AuditEntry, JobRecord
 from jobrunner.domain.status import JobStatus
 from jobrunner.store.jobs import JobStore, Transition
-from jobrunner.store.keys import ARQ_ABORT
+from jobrunner.store.keys import ALL_TENANTS, ARQ_ABORT
 
 ABORT_KEEP_MS = 60_000
 
@@ -50,10 +50,14 @@ async def prune_finished(store: JobStore, now_ms: float, batch: int = 1000) -> i
     k = store.keys
     async with store.redis.pipeline(transaction=False) as pipe:
         for member in members:
-            tenant, task, status, job_id = member.decode().split("\t")
-            pipe.zrem(k.tenant_index(tenant), job_id)
-            pipe.zrem(k.status_index(tenant, status), job_id)
-            pipe.zrem(k.task_index(tenant, task), job_id)
+            # 'tenant<TAB>task<TAB>status<TAB>id<TAB>plan' (no plan: written before plan indices)
+            tenant, task, status, job_id, *plan = member.decode().split("\t")
+            for owner in (tenant, ALL_TENANTS):
+                pipe.zrem(k.tenant_index(owner), job_id)
+                pipe.zrem(k.status_index(owner, status), job_id)
+                pipe.zrem(k.task_index(owner, task), job_id)
+            if plan:
+                pipe.zrem(k.plan_index(plan[0]), job_id)
             pipe.zrem(k.finished, member)
         # arq never prunes its abort set (arq issue #485); aborts older than a minute are done
         pipe.zremrangebyscore(ARQ_ABORT, "-inf", now_ms - ABORT_KEEP_MS)

@@ -58,3 +58,23 @@ async def queue_stats(
             )
         )
     return stats
+
+
+@dataclass(frozen=True)
+class QueueSpot:
+    """Where one job sits in its arq queue: how many entries come before it (running jobs
+    included: they stay in the zset until their attempt ends) and when it becomes due."""
+
+    ahead: int
+    due_ms: float
+
+
+async def queue_spot(redis: Redis, queue: str, job_id: str) -> QueueSpot | None:
+    """The job's place in ``queue`` (the arq zset key), or None when it is not in it."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zrank(queue, job_id)
+        pipe.zscore(queue, job_id)
+        rank, score = await pipe.execute()
+    if rank is None or score is None:
+        return None
+    return QueueSpot(ahead=int(rank), due_ms=float(score))

@@ -119,6 +119,14 @@ class ApiKeys:
         raw = await self.redis.hgetall(self.keys.api_key(key_digest(api_key)))  # type: ignore[misc]
         return ApiKey.decode(raw) if raw else None
 
+    async def get(self, key_id: str) -> ApiKey | None:
+        """The key with this id, or None once it is revoked (or never was)."""
+        digest = await self.redis.hget(self.keys.api_keys, key_id)  # type: ignore[misc]
+        if digest is None:
+            return None
+        raw = await self.redis.hgetall(self.keys.api_key(bytes(digest).decode()))  # type: ignore[misc]
+        return ApiKey.decode(raw) if raw else None
+
     async def list(self, tenant: str | None = None) -> list[ApiKey]:
         """Every key (or one tenant's), oldest first; never a key's text or digest."""
         ids: dict[bytes, bytes] = await self.redis.hgetall(self.keys.api_keys)  # type: ignore[misc]

@@ -1,7 +1,8 @@
 """The registry of live workers: one hash per worker with a TTL, refreshed by heartbeats.
 
 A heartbeat also renews the arq leases of the worker's running jobs and adds the attempt
-durations it observed since the last beat to the cluster-wide histogram, all in one round trip.
+durations it observed since the last beat to the cluster-wide histogram, and the jobs it ended
+to the per-minute figures, all in one round trip.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from jobrunner.domain.durations import TaskDurations
+from jobrunner.domain.minutes import MinuteFigures
 from jobrunner.store.keys import Keys, arq_in_progress
 from jobrunner.store.metrics import add_durations
+from jobrunner.store.minutes import add_minutes
 
 
 class WorkerRegistry:
@@ -32,8 +35,10 @@ class WorkerRegistry:
         running_job_ids: Iterable[str],
         lease_ms: int,
         durations: Mapping[str, TaskDurations] | None = None,
+        minutes: Mapping[int, MinuteFigures] | None = None,
     ) -> None:
-        """Refresh this worker's entry, renew its jobs' arq leases, add ``durations``."""
+        """Refresh this worker's entry, renew its jobs' arq leases, add ``durations`` and
+        ``minutes``."""
         key = self.keys.worker(worker_id)
         fields = {name: json.dumps(value) for name, value in info.items()}
         fields["last_seen_ms"] = repr(now_ms)
@@ -47,16 +52,21 @@ class WorkerRegistry:
                 # PEXPIRE never creates a key: a lease arq already deleted stays deleted
                 pipe.pexpire(arq_in_progress(job_id), lease_ms)
             add_durations(pipe, self.keys, durations or {})
+            add_minutes(pipe, self.keys, minutes or {})
             await pipe.execute()
 
     async def remove(
-        self, worker_id: str, durations: Mapping[str, TaskDurations] | None = None
+        self,
+        worker_id: str,
+        durations: Mapping[str, TaskDurations] | None = None,
+        minutes: Mapping[int, MinuteFigures] | None = None,
     ) -> None:
-        """Leave the registry, adding the durations observed since the last beat."""
+        """Leave the registry, adding what was observed since the last beat."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(self.keys.worker(worker_id))
             pipe.zrem(self.keys.workers, worker_id)
             add_durations(pipe, self.keys, durations or {})
+            add_minutes(pipe, self.keys, minutes or {})
             await pipe.execute()
 
     async def live(self) -> list[dict[str, Any]]:

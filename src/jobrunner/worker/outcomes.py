@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from jobrunner.callbacks import Callbacks
 from jobrunner.domain.durations import DurationRecorder
+from jobrunner.domain.minutes import MinuteRecorder
 from jobrunner.domain.models import AuditEntry, JobError, JobRecord
 from jobrunner.domain.retry import RetryPolicy, next_delay, should_retry
 from jobrunner.domain.status import JobStatus
@@ -44,6 +45,7 @@ class Services:
     worker_id: str
     callbacks: Callbacks
     durations: DurationRecorder = field(default_factory=DurationRecorder)
+    minutes: MinuteRecorder = field(default_factory=MinuteRecorder)
     rand: Callable[[], float] = random.random
     loop: asyncio.AbstractEventLoop | None = None
     running: set[str] = field(default_factory=set)
@@ -181,4 +183,15 @@ async def finish(
 async def _ended(services: Services, record: JobRecord | None) -> None:
     """A terminal transition happened (``record``) or was refused (None)."""
     if record is not None:
+        _count_minute(services, record)
         await services.callbacks.job_ended(record)
+
+
+def _count_minute(services: Services, record: JobRecord) -> None:
+    """Into the per-minute figures (flushed by the heartbeat): the job, and how long its last
+    attempt ran when it ran to an end of its own (succeeded or failed)."""
+    ended = record.finished_at or datetime.now(tz=UTC)
+    run = None
+    if record.started_at is not None and record.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        run = (ended - record.started_at).total_seconds()
+    services.minutes.observe(record.plan, record.status.value, run, ended.timestamp() * 1000)

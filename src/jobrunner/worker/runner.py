@@ -37,6 +37,7 @@ from jobrunner.worker.execution import Services, arq_function
 from jobrunner.worker.wakeups import WakeListener
 
 log = structlog.get_logger("jobrunner.worker")
+RUNNING_SAMPLE = 20  # ids of running jobs a heartbeat names (the count is always exact)
 
 
 def job_store(redis: ArqRedis, settings: Settings) -> JobStore:
@@ -178,8 +179,8 @@ class WorkerRunner:
         await _cancel_all(self._tasks)
         await self._wake.stop()
         with contextlib.suppress(Exception):
-            durations = self.services.durations.drain()
-            await WorkerRegistry(self.redis, self.keys).remove(self.worker_id, durations)
+            durations, minutes = self.services.durations.drain(), self.services.minutes.drain()
+            await WorkerRegistry(self.redis, self.keys).remove(self.worker_id, durations, minutes)
         try:  # the tasks' shared resources (process pools), once no job uses them
             await self.registry.close()
         except Exception:
@@ -206,11 +207,12 @@ class WorkerRunner:
             "concurrency": self.concurrency,
             "started_at_ms": self.started_at_ms,
             "jobs_running": len(self.running_job_ids),
+            "running_sample": self.running_job_ids[:RUNNING_SAMPLE],  # for the dashboard
             "running_by_queue": {p: len(w.running_job_ids) for p, w in self.workers.items()},
             "jobs_complete": sum(w.jobs_complete for w in self.workers.values()),
             "jobs_failed": sum(w.jobs_failed for w in self.workers.values()),
         }
-        durations = self.services.durations.drain()
+        durations, minutes = self.services.durations.drain(), self.services.minutes.drain()
         try:
             await WorkerRegistry(self.redis, self.keys).beat(
                 self.worker_id,
@@ -220,9 +222,11 @@ class WorkerRunner:
                 running_job_ids=self.running_job_ids,
                 lease_ms=int(s.lease_seconds * 1000),
                 durations=durations,
+                minutes=minutes,
             )
-        except BaseException:
-            self.services.durations.restore(durations)  # added by the next beat instead
+        except BaseException:  # added by the next beat instead
+            self.services.durations.restore(durations)
+            self.services.minutes.restore(minutes)
             raise
 
     async def _heartbeats(self) -> None:

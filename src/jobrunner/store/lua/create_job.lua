@@ -2,7 +2,9 @@
 -- KEYS: 1 job hash, 2 audit list, 3 tenant index, 4 status index, 5 task index,
 --       6 tenants set, 7 idempotency key (may be the empty string), 8 expiring zset,
 --       9 arq job key, 10 arq queue (both '' unless this call also enqueues: bulk enqueue),
---       11 submitted-jobs counter hash ('plan<TAB>task' -> count, read by /metrics)
+--       11 submitted-jobs counter hash ('plan<TAB>task' -> count, read by /metrics),
+--       12 every tenant's index, 13 every tenant's queued index, 14 every tenant's task index,
+--       15 the plan's index (the dashboard's cross-tenant filters)
 -- ARGV: 1 job id, 2 fields (JSON object), 3 created ms, 4 tenant, 5 payload fingerprint,
 --       6 idempotency ttl seconds, 7 expires-at ms ('' for none), 8 audit entry (JSON),
 --       9 arq payload (serialised by arq's serialize_job), 10 arq payload ttl ms, 11 arq score
@@ -29,6 +31,9 @@ local created = tonumber(ARGV[3])
 redis.call('ZADD', KEYS[3], created, ARGV[1])
 redis.call('ZADD', KEYS[4], created, ARGV[1])
 redis.call('ZADD', KEYS[5], created, ARGV[1])
+for i = 12, 15 do
+  redis.call('ZADD', KEYS[i], created, ARGV[1])
+end
 redis.call('SADD', KEYS[6], ARGV[4])
 redis.call('HINCRBY', KEYS[11], fields['plan'] .. '\t' .. fields['task'], 1)
 if KEYS[7] ~= '' then

@@ -6,9 +6,10 @@
 --       4 audit entry (JSON), 5 now ms, 6 terminal? ('1'/'0'), 7 record ttl seconds,
 --       8 status index template ('{tenant}' and '{status}' placeholders), 9 job id,
 --       10 field to increment by one ('' for none), 11 result JSON ('' for none),
---       12 result ttl seconds, 13 increment only when the current status is this ('' = always)
--- Terminal jobs join the finished zset as 'tenant<TAB>task<TAB>status<TAB>id' so the cleanup
--- cron can prune their index entries after the record itself has expired.
+--       12 result ttl seconds, 13 increment only when the current status is this ('' = always),
+--       14 every tenant's status index template ('{status}' placeholder)
+-- Terminal jobs join the finished zset as 'tenant<TAB>task<TAB>status<TAB>id<TAB>plan' so the
+-- cleanup cron can prune their index entries after the record itself has expired.
 -- Returns {1, flat hash} moved, {-1, current status} refused, {-2} no such job.
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then
@@ -42,8 +43,11 @@ if current ~= target then
   local template = string.gsub(ARGV[8], '{tenant}', tenant)
   local old_index = string.gsub(template, '{status}', current)
   local new_index = string.gsub(template, '{status}', target)
+  local score = tonumber(created) or tonumber(ARGV[5])
   redis.call('ZREM', old_index, ARGV[9])
-  redis.call('ZADD', new_index, tonumber(created) or tonumber(ARGV[5]), ARGV[9])
+  redis.call('ZADD', new_index, score, ARGV[9])
+  redis.call('ZREM', (string.gsub(ARGV[14], '{status}', current)), ARGV[9])
+  redis.call('ZADD', (string.gsub(ARGV[14], '{status}', target)), score, ARGV[9])
 end
 redis.call('RPUSH', KEYS[2], ARGV[4])
 if ARGV[11] ~= '' then
@@ -51,7 +55,7 @@ if ARGV[11] ~= '' then
 end
 if ARGV[6] == '1' then
   local member = redis.call('HGET', KEYS[1], 'tenant') .. '\t' .. redis.call('HGET', KEYS[1], 'task')
-    .. '\t' .. target .. '\t' .. ARGV[9]
+    .. '\t' .. target .. '\t' .. ARGV[9] .. '\t' .. (redis.call('HGET', KEYS[1], 'plan') or '')
   redis.call('ZADD', KEYS[4], tonumber(ARGV[5]), member)
   redis.call('HINCRBY', KEYS[7], (redis.call('HGET', KEYS[1], 'plan') or '') .. '\t' .. target, 1)
   redis.call('ZREM', KEYS[5], ARGV[9])
