@@ -170,7 +170,8 @@ def test_strict_params_and_local_paths_are_refused_at_enqueue(invoke: Invoke) ->
     assert local.stderr == (
         "error [invalid_params]: invalid params for validate_csv: input_uri: catalog.csv is a "
         "local path; workers read inputs from the blob store: run `jobrunner upload "
-        "catalog.csv` and give the upload:// uri it prints\n"
+        "catalog.csv` (or POST the file to /api/v1/uploads) and pass the upload:// uri you "
+        "get back\n"
     )
     assert as_json(invoke("list", "--json"))["total"] == 0  # nothing was enqueued
 

@@ -79,6 +79,7 @@ async def _up(settings: Settings, sock: socket.socket, token_source: str, dev_ke
             _print_join_help(settings, runner.redis_url, registry.names())
             host, port = sock.getsockname()[:2]
             print_api_help(owned, f"http://{host}:{port}", token_source, dev_key)
+            _print_how_to_stop(owned)
             http = asyncio.create_task(serve_http(runner, owned, sock))
             try:
                 await run_worker(worker, stop)
@@ -97,6 +98,9 @@ def _print_join_help(settings: Settings, redis_url: str, tasks: Iterable[str]) -
     click.echo(f"  another terminal: {env_command(settings)}")
     click.echo(f"    (it runs: {exports(env)})")
     click.echo("  more workers: jobrunner worker (or: arq jobrunner.worker.WorkerSettings)")
+
+
+def _print_how_to_stop(settings: Settings) -> None:
     grace = f"{settings.shutdown_grace_seconds:g}s"
     click.echo(f"  Ctrl-C stops: running jobs get {grace} to finish, Ctrl-C again stops them now")
 

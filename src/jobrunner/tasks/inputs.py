@@ -30,7 +30,8 @@ def _refuse_unreadable(uri: str) -> str:
     if "://" not in uri:
         why = (
             "{uri} is a local path; workers read inputs from the blob store: run "
-            "`jobrunner upload {uri}` and give the upload:// uri it prints"
+            "`jobrunner upload {uri}` (or POST the file to /api/v1/uploads) and pass the "
+            "upload:// uri you get back"
         )
         raise PydanticCustomError("local_path", why, {"uri": uri})
     if uri.startswith(("http://", "https://")):
