@@ -125,6 +125,23 @@ def queues_table(stats: Sequence[dict[str, Any]]) -> list[str]:
     return table(headers, [[str(q.get(k, "")) for k in keys] for q in stats])
 
 
+def keys_table(keys: Sequence[dict[str, Any]]) -> list[str]:
+    """API keys as listed (never the key itself); limits are those in force."""
+    headers = ["KEY", "TENANT", "PLAN", "JOBS/MONTH", "REQUESTS/S", "CREATED"]
+    rows = [
+        [
+            str(k["key_id"]),
+            str(k["tenant"]),
+            str(k["plan"]),
+            "-" if k.get("monthly_quota") is None else str(k["monthly_quota"]),
+            "-" if k.get("rate_limit_per_s") is None else f"{k['rate_limit_per_s']:g}",
+            str(k.get("created_at", ""))[:19].replace("T", " "),
+        ]
+        for k in keys
+    ]
+    return table(headers, rows)
+
+
 def _from_ms(ms: Any) -> datetime | None:
     if not isinstance(ms, int | float):
         return None
