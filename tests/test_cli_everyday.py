@@ -116,7 +116,7 @@ def test_list_workers_and_cancel_as_text(
     assert workers[0].split() == ["WORKER", "QUEUES", "RUNNING", "DONE", "FAILED", "SEEN"]
     assert workers[1].split()[1:3] == ["pro,free", "0/4"]
     cancelled = invoke("cancel", deferred[:8])
-    assert cancelled.stdout == f"job {deferred} cancelled (it was waiting to run)\n"
+    assert cancelled.stdout == f"job {deferred} cancelled (it had not started)\n"
     running = _enqueue(invoke, "demo.sleep", "--params", '{"seconds": 30}', "--plan", "pro")
     _wait_status(invoke, running, "running")
     asked = invoke("cancel", running)

@@ -175,7 +175,8 @@ def cancel(job_id: str, as_json: bool) -> None:
     if as_json:
         dump(record_json(record))
     elif record.status is JobStatus.CANCELLED:
-        click.echo(f"job {record.id} cancelled (it was waiting to run)")
+        never = " (it had not started)" if record.started_at is None else ""
+        click.echo(f"job {record.id} cancelled{never}")
     else:
         click.echo(
             f"job {record.id} is {record.status.value}: asked to stop, it ends within about "
