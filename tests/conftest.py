@@ -26,6 +26,8 @@ from jobrunner.tasks.catalog import build_registry
 from jobrunner.worker.runner import WorkerRunner
 from tests.s3_server import S3Server, run_s3_server
 
+pytest_plugins = ["tests.clitools"]  # fixtures for tests of the `jobrunner` command
+
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout

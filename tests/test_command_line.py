@@ -63,19 +63,20 @@ def test_enqueue_wait_status_list_and_cancel(env: dict[str, str], worker_process
         "--wait",
         "--tenant",
         "acme",
+        "--json",
     )
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["status"] == "succeeded"
     assert "step 3/3" in done.stderr  # the progress line
-    status = json.loads(cli(env, "status", record["id"]).stdout)
+    status = json.loads(cli(env, "status", record["id"], "--json").stdout)
     assert next(a["event"] for a in status["audit"]) == "enqueued"
-    listing = json.loads(cli(env, "list", "--tenant", "acme").stdout)
+    listing = json.loads(cli(env, "list", "--tenant", "acme", "--json").stdout)
     assert listing["total"] == 1
-    deferred = json.loads(cli(env, "enqueue", "demo.echo", "--defer", "300").stdout)
-    cancelled = json.loads(cli(env, "cancel", deferred["id"]).stdout)
+    deferred = json.loads(cli(env, "enqueue", "demo.echo", "--defer", "300", "--json").stdout)
+    cancelled = json.loads(cli(env, "cancel", deferred["id"], "--json").stdout)
     assert cancelled["status"] == "cancelled"
-    workers = json.loads(cli(env, "workers").stdout)
+    workers = json.loads(cli(env, "workers", "--json").stdout)
     assert workers[0]["queues"] == ["pro", "free"]
 
 
@@ -89,8 +90,9 @@ def test_upload_then_validate_a_catalog(
     uri = uploaded.stdout.strip()
     assert uri.startswith("upload://")
     params = json.dumps({"input_uri": uri})
-    done = cli(env, "enqueue", "validate_csv", "--params", params, "--wait", "--plan", "pro")
+    args = ["enqueue", "validate_csv", "--params", params, "--wait", "--plan", "pro", "--json"]
+    done = cli(env, *args)
     assert done.returncode == 0, done.stderr
-    status = json.loads(cli(env, "status", json.loads(done.stdout)["id"]).stdout)
+    status = json.loads(cli(env, "status", json.loads(done.stdout)["id"], "--json").stdout)
     assert status["result"]["total_rows"] == 2
     assert status["result"]["errors_by_code"] == {"min": 1}

@@ -9,9 +9,11 @@ import jobrunner.errors as errors
 def test_exported_names() -> None:
     assert sorted(jobrunner.__all__) == sorted(
         [
-            "AuditEntry", "ConfigError", "EnqueueRequest", "IdempotencyConflictError",
+            "AmbiguousJobIdError", "AuditEntry", "ConfigError", "DataDirInUseError",
+            "EnqueueRequest", "IdempotencyConflictError",
             "InvalidInputError", "InvalidParamsError", "JobContext", "JobError", "JobEvent",
-            "JobNotCancellableError", "JobNotFoundError", "JobPage", "JobRecord", "JobRunner",
+            "JobNotCancellableError", "JobNotFoundError", "JobNotRetryableError", "JobPage",
+            "JobRecord", "JobRunner",
             "JobRunnerError", "JobStatus", "ParamsTooLargeError", "PermanentError",
             "RedisUnavailableError", "Registry", "RetryPolicy", "Settings", "Task", "TaskError",
             "TransientError", "UnknownTaskError", "WaitTimeoutError", "task",

@@ -5,12 +5,15 @@ from jobrunner.domain.models import AuditEntry, JobError, JobEvent, JobPage, Job
 from jobrunner.domain.retry import RetryPolicy
 from jobrunner.domain.status import JobStatus
 from jobrunner.errors import (
+    AmbiguousJobIdError,
     ConfigError,
+    DataDirInUseError,
     IdempotencyConflictError,
     InvalidInputError,
     InvalidParamsError,
     JobNotCancellableError,
     JobNotFoundError,
+    JobNotRetryableError,
     JobRunnerError,
     ParamsTooLargeError,
     PermanentError,
@@ -26,8 +29,10 @@ from jobrunner.settings import Settings
 from jobrunner.submission import EnqueueRequest
 
 __all__ = [
+    "AmbiguousJobIdError",
     "AuditEntry",
     "ConfigError",
+    "DataDirInUseError",
     "EnqueueRequest",
     "IdempotencyConflictError",
     "InvalidInputError",
@@ -37,6 +42,7 @@ __all__ = [
     "JobEvent",
     "JobNotCancellableError",
     "JobNotFoundError",
+    "JobNotRetryableError",
     "JobPage",
     "JobRecord",
     "JobRunner",

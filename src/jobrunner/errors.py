@@ -5,6 +5,7 @@ Every error carries a stable ``code`` (what clients and failed job records show)
 
     JobRunnerError
     ├── ConfigError                  bad settings or ruleset files; raised at start-up
+    │   └── DataDirInUseError        another process runs the embedded Redis of this data dir
     ├── RedisUnavailableError        Redis cannot be reached within the timeout
     ├── RecordCorruptError           a stored record that fails to decode
     ├── NotFoundError
@@ -15,7 +16,8 @@ Every error carries a stable ``code`` (what clients and failed job records show)
     ├── InvalidInputError
     │   ├── InvalidParamsError       params fail the task's model (each field's path)
     │   ├── ParamsTooLargeError
-    │   └── InvalidOverrideError     defer/ttl/timeout/max_tries beyond their limits
+    │   ├── InvalidOverrideError     defer/ttl/timeout/max_tries beyond their limits
+    │   └── AmbiguousJobIdError      a short job id that is too short or matches several jobs
     ├── ConflictError
     │   ├── IdempotencyConflictError same key, different payload
     │   ├── JobNotCancellableError   job already finished
@@ -50,6 +52,10 @@ class JobRunnerError(Exception):
 
 class ConfigError(JobRunnerError):
     code = "config_error"
+
+
+class DataDirInUseError(ConfigError):
+    code = "data_dir_in_use"
 
 
 class RedisUnavailableError(JobRunnerError):
@@ -110,6 +116,10 @@ class ParamsTooLargeError(InvalidInputError):
 
 class InvalidOverrideError(InvalidInputError):
     code = "invalid_override"
+
+
+class AmbiguousJobIdError(InvalidInputError):
+    code = "ambiguous_job_id"
 
 
 class ConflictError(JobRunnerError):

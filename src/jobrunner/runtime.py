@@ -34,6 +34,7 @@ from jobrunner.errors import (
     WaitTimeoutError,
 )
 from jobrunner.registry import Registry, Task
+from jobrunner.serving import UnservedQueues
 from jobrunner.settings import Settings
 from jobrunner.store.blob_backends import blob_store
 from jobrunner.store.blobs import BlobStore
@@ -41,7 +42,8 @@ from jobrunner.store.codec import decode_record, encode_fields
 from jobrunner.store.connection import connect, unavailable_reason
 from jobrunner.store.events import EventFeed
 from jobrunner.store.jobs import JobStore, NewJob, Transition, valid_job_id
-from jobrunner.store.keys import Keys
+from jobrunner.store.keys import ALL_TENANTS, Keys
+from jobrunner.store.lookup import resolve_job_id
 from jobrunner.store.metrics import MetricsSnapshot, read_metrics
 from jobrunner.store.queues import QueueStats, queue_stats
 from jobrunner.store.workers import WorkerRegistry
@@ -75,8 +77,14 @@ class JobRunner:
     """Enqueue and follow jobs. ``async with JobRunner(settings, registry) as runner: ...``"""
 
     def __init__(
-        self, settings: Settings, registry: Registry, *, blobs: BlobStore | None = None
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        blobs: BlobStore | None = None,
+        warn_unserved: bool = True,
     ) -> None:
+        """``warn_unserved``: log a warning when jobs land on a queue no live worker consumes."""
         self.settings = settings
         self.registry = registry
         self.keys = Keys(settings.key_prefix)
@@ -87,6 +95,7 @@ class JobRunner:
         self._callbacks: Callbacks | None = None
         self.redis_url: str = settings.redis_url or ""
         self._admission = Admission(settings, registry, self.keys)
+        self._unserved = UnservedQueues(self.serves) if warn_unserved else None
 
     async def __aenter__(self) -> JobRunner:
         await self.start()
@@ -98,7 +107,9 @@ class JobRunner:
     async def start(self) -> None:
         s = self.settings
         if s.redis_url is None:
-            self.redis_url = await self._stack.enter_async_context(embedded_redis(s.data_dir))
+            self.redis_url = await self._stack.enter_async_context(
+                embedded_redis(s.data_dir, port=s.embedded_redis_port)
+            )
         redis = await connect(
             self.redis_url,
             timeout=s.redis_timeout_seconds,
@@ -168,7 +179,10 @@ class JobRunner:
             if not created:
                 return Submitted(await self.store.get(job_id), replayed=True)
             await self._arq_enqueue(prepared)
-        return Submitted(_record_of(prepared.new), replayed=False)
+        record = _record_of(prepared.new)
+        if self._unserved:
+            await self._unserved.check(record.plan)
+        return Submitted(record, replayed=False)
 
     async def _arq_enqueue(self, p: Admitted) -> None:
         try:
@@ -214,7 +228,14 @@ class JobRunner:
             records: list[JobRecord] = []
             for p, (job_id, created) in zip(prepared, outcomes, strict=True):
                 records.append(_record_of(p.new) if created else await self.store.get(job_id))
+        if self._unserved:
+            for plan in sorted({r.plan for r in records}):
+                await self._unserved.check(plan)
         return records
+
+    async def serves(self, plan: str) -> bool:
+        """Whether a live worker consumes ``plan``'s queue."""
+        return any(plan in worker.get("queues", ()) for worker in await self.workers())
 
     async def retry(self, job_id: str, *, correlation_id: str | None = None) -> JobRecord:
         """A new job repeating a failed, cancelled or expired one (same task, params, plan,
@@ -254,20 +275,27 @@ class JobRunner:
 
     async def list(
         self,
-        tenant: str = "default",
+        tenant: str | None = "default",
         *,
         status: JobStatus | str | None = None,
         task: str | None = None,
         offset: int = 0,
         limit: int = 50,
     ) -> JobPage:
+        """Newest first: a tenant's jobs, or with ``tenant=None`` every tenant's (an operator's
+        view, from the indices kept over all tenants)."""
         if offset < 0 or not 1 <= limit <= 1000:
             raise InvalidInputError("offset must be >= 0 and limit within 1..1000")
         wanted = JobStatus(status) if status else None
         async with self._guard("list"):
             return await self.store.list(
-                tenant, status=wanted, task=task, offset=offset, limit=limit
+                tenant or ALL_TENANTS, status=wanted, task=task, offset=offset, limit=limit
             )
+
+    async def resolve_id(self, id_or_prefix: str) -> str:
+        """The full id of a job named by its id or a unique prefix of at least 8 characters."""
+        async with self._guard("resolve"):
+            return await resolve_job_id(self.redis, self.keys, id_or_prefix)
 
     async def result(self, job_id: str) -> Any:
         """The job's result: inline JSON, or loaded from the blob store for large ones."""

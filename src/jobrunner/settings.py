@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     s3_retry_seconds: float = Field(default=60.0, gt=0, le=600, allow_inf_nan=False)
     blob_cache_max_bytes: int = Field(default=10 * 1024 * MIB, ge=0)
     blob_cache_keep_seconds: float = Field(default=6 * 3600.0, ge=0, allow_inf_nan=False)
+    embedded_redis_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the embedded Redis; unset keeps the one stored in the data dir.",
+    )
     # comma separated in the environment: JOBRUNNER_WORKER_QUEUES=enterprise,pro
     plans: Annotated[tuple[str, ...], NoDecode] = PLANS
     plan_shares: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SHARES))
@@ -136,7 +142,9 @@ class Settings(BaseSettings):
     dashboard_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
     dashboard_refresh_seconds: float = Field(default=2.0, gt=0, le=60)
     dashboard_signin_rate_per_s: float = Field(default=1.0, gt=0, le=1000)
-    log_json: bool = False
+    log_json: bool | None = Field(
+        default=None, description="JSON log lines; unset: JSON unless stderr is a terminal."
+    )
     log_level: str = "info"
     # pipelines: the child processes heavy work runs in, their caps, and input bounds
     pipeline_processes: int = Field(

@@ -48,13 +48,21 @@ def test_keys_create_list_revoke(
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     cli = CliRunner()
-    made = cli.invoke(main, ["keys", "create", "--tenant", "acme", "--plan", "pro"])
+    made = cli.invoke(main, ["keys", "create", "--tenant", "acme", "--plan", "pro", "--json"])
     assert made.exit_code == 0, made.output
     created = json.loads(made.stdout)
     assert created["api_key"].startswith("jr_") and created["tenant"] == "acme"
-    listed = json.loads(cli.invoke(main, ["keys", "list"]).stdout)
+    listed = json.loads(cli.invoke(main, ["keys", "list", "--json"]).stdout)
     assert [k["key_id"] for k in listed] == [created["key_id"]]
     assert created["api_key"] not in json.dumps(listed)
+    table = cli.invoke(main, ["keys", "list"]).stdout.splitlines()
+    assert table[0].split() == ["KEY", "TENANT", "PLAN", "JOBS/MONTH", "REQUESTS/S", "CREATED"]
+    assert table[1].split()[:5] == [created["key_id"], "acme", "pro", "100000", "50"]
+    assert created["api_key"] not in "\n".join(table)
+    text = cli.invoke(main, ["keys", "create", "--tenant", "beta", "--plan", "free"]).stdout
+    first, second = text.splitlines()
+    assert first.startswith("created key ") and first.endswith(" for tenant beta (plan free)")
+    assert second.startswith("api key (shown only now): jr_")
     assert cli.invoke(main, ["keys", "revoke", created["key_id"]]).exit_code == 0
     gone = cli.invoke(main, ["keys", "revoke", created["key_id"]])
     assert gone.exit_code == 1 and "no API key" in gone.stderr

@@ -66,7 +66,6 @@ async def test_process_pdf_bad_inputs_fail_with_stable_codes_and_no_retry(jr: Jo
         ({"input_uri": locked}, "pdf_encrypted"),
         ({"input_uri": locked, "password": "wrong"}, "pdf_encrypted"),
         ({"input_uri": "upload://" + "0" * 32 + "/missing.pdf"}, "input_not_found"),
-        ({"input_uri": "http://example.com/x.pdf"}, "input_uri_invalid"),
         ({"input_uri": "file:///etc/passwd"}, "input_not_allowed"),
     ]
     for params, code in cases:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from jobrunner.cli import api, files, jobs, serve
+from jobrunner.cli import api, catalog, env, files, jobs, serve
 
 __all__ = ["main"]
 
@@ -18,9 +18,11 @@ __all__ = ["main"]
 def main() -> None:
     """jobrunner: asyncio-native jobs on arq and Redis.
 
-    `jobrunner up` runs everything locally and prints the JOBRUNNER_REDIS_URL the other
-    commands need. Errors are one line, `error [code]: message`; exit status 1 when an
-    operation fails (or a waited job did not succeed), 2 for bad usage or configuration.
+    `jobrunner up` runs everything locally; in another terminal, `eval "$(jobrunner env)"`
+    points the other commands at it. Output is for people; `--json` gives JSON for scripts.
+    A job is named by its id or its first 8+ characters. Errors are one line,
+    `error [code]: message`; exit status 1 when an operation fails (or a waited job did not
+    succeed), 2 for bad usage or configuration.
     """
 
 
@@ -29,12 +31,17 @@ for _command in (
     serve.worker,
     api.api,
     api.keys,
+    env.env,
+    catalog.tasks,
     jobs.enqueue,
+    jobs.wait,
     jobs.status,
     jobs.list_jobs,
     jobs.cancel,
+    jobs.retry,
     jobs.workers,
     jobs.queues,
     files.upload,
+    files.download,
 ):
     main.add_command(_command)

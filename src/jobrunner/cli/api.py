@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from jobrunner.api import create_app
 from jobrunner.api.admin import KeyCreate, issue_key, key_view
-from jobrunner.cli.common import client_settings, dump, with_client
+from jobrunner.cli.common import client_settings, dump, json_option, with_client
+from jobrunner.cli.show import keys_table
 from jobrunner.errors import InvalidInputError
 from jobrunner.runtime import JobRunner
 from jobrunner.store.tenants import ApiKeys
@@ -52,7 +53,8 @@ def keys() -> None:
 @click.option("--monthly-quota", type=int, help="Jobs a month (default: the plan's).")
 @click.option("--rate-limit", "rate_limit_per_s", type=float, help="Requests a second.")
 @click.option("--webhook-secret", help="Secret the tenant's callbacks are signed with.")
-def create(**options: Any) -> None:
+@json_option
+def create(as_json: bool, **options: Any) -> None:
     """Create a key and print it (shown only this once)."""
     try:
         spec = KeyCreate(**{k: v for k, v in options.items() if v is not None})
@@ -64,19 +66,31 @@ def create(**options: Any) -> None:
         created = await issue_key(ApiKeys(runner.redis, runner.keys), runner.settings, spec)
         return created.model_dump(mode="json")
 
-    dump(with_client(go))
+    made = with_client(go)
+    if as_json:
+        dump(made)
+        return
+    click.echo(f"created key {made['key_id']} for tenant {made['tenant']} (plan {made['plan']})")
+    click.echo(f"api key (shown only now): {made['api_key']}")
 
 
 @keys.command("list")
 @click.option("--tenant", help="Only this tenant's keys.")
-def list_keys(tenant: str | None) -> None:
+@json_option
+def list_keys(tenant: str | None, as_json: bool) -> None:
     """Every key: id, tenant, plan, limits, creation time (never the key)."""
 
     async def go(runner: JobRunner) -> list[dict[str, Any]]:
         found = await ApiKeys(runner.redis, runner.keys).list(tenant)
         return [key_view(k, runner.settings).model_dump(mode="json") for k in found]
 
-    dump(with_client(go))
+    listed = with_client(go)
+    if as_json:
+        dump(listed)
+    elif not listed:
+        click.echo("no API keys" + (f" for tenant {tenant}" if tenant else ""))
+    else:
+        click.echo("\n".join(keys_table(listed)))
 
 
 @keys.command("revoke")

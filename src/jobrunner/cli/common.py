@@ -1,11 +1,14 @@
-"""What every command shares: settings, the one ``asyncio.run``, errors as one line, output."""
+"""What every command shares: settings, the one ``asyncio.run``, errors as one line, output.
+
+Output is for people by default; ``--json`` (on every command that prints data) is for scripts.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -20,6 +23,7 @@ from jobrunner.submission import MAX_PARAMS_DEPTH
 from jobrunner.tasks.catalog import build_registry
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -43,11 +47,15 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine (the only ``asyncio.run``); a JobRunnerError becomes one clear line."""
+    """Run a coroutine (the only ``asyncio.run``); a JobRunnerError becomes one clear line,
+    and Ctrl-C a quiet exit 130 (the coroutine has been cancelled and has cleaned up)."""
     try:
         return asyncio.run(make())
     except JobRunnerError as exc:
         report(exc)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        raise click.exceptions.Exit(130) from None
 
 
 def client_settings(**overrides: Any) -> Settings:
@@ -71,14 +79,28 @@ def with_client(use: Callable[[JobRunner], Awaitable[T]]) -> T:
     settings = client_settings()
 
     async def go() -> T:
-        async with JobRunner(settings, build_registry(settings)) as runner:
+        # the commands say themselves when no worker serves a queue, as a person reads it
+        registry = build_registry(settings)
+        async with JobRunner(settings, registry, warn_unserved=False) as runner:
             return await use(runner)
 
     return run(go)
 
 
+def json_option(command: Callable[P, T]) -> Callable[P, T]:
+    """``--json``: the command prints JSON for scripts instead of text for people."""
+    option = click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON for scripts instead of text."
+    )
+    return option(command)
+
+
 def dump(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
+    click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+
+
+def warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def record_json(record: JobRecord) -> dict[str, Any]:

@@ -13,15 +13,21 @@ from jobrunner.registry import Task, task
 
 
 class EchoParams(BaseModel):
+    """Any fields at all: echo returns what it was given (the one task that takes any)."""
+
     model_config = ConfigDict(extra="allow")
 
 
 class SleepParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     seconds: float = Field(default=1.0, ge=0, le=3600)
     steps: int = Field(default=10, ge=1, le=10_000)
 
 
 class FlakyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     fail_times: int = Field(default=1, ge=-1, le=100, description="-1 fails permanently")
 
 

@@ -8,14 +8,52 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote, urlparse
+
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from jobrunner.context import JobContext
 from jobrunner.errors import BlobNotFoundError, PermanentError
 
 T = TypeVar("T")
 STOP_WAIT = 5.0  # seconds a stopped pipeline thread gets to notice and finish
+_SCHEMES = ("blob://", "upload://", "file://")
+
+
+def _refuse_unreadable(uri: str) -> str:
+    """At enqueue (params validation), not in the worker: a plain local path names a file on
+    the client's machine, which the worker may not share; the blob store is what both see."""
+    if uri.startswith(_SCHEMES):
+        return uri
+    if "://" not in uri:
+        why = (
+            "{uri} is a local path; workers read inputs from the blob store: run "
+            "`jobrunner upload {uri}` (or POST the file to /api/v1/uploads) and pass the "
+            "upload:// uri you get back"
+        )
+        raise PydanticCustomError("local_path", why, {"uri": uri})
+    if uri.startswith(("http://", "https://")):
+        why = (
+            "{uri} is remote: the sync_connector task fetches it into the blob store and "
+            "returns the upload:// uri to give here"
+        )
+        raise PydanticCustomError("remote_input", why, {"uri": uri})
+    why = "input_uri must be upload://, blob:// or file://, not {uri}"
+    raise PydanticCustomError("input_uri_scheme", why, {"uri": uri})
+
+
+InputUri = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=4096,
+        description="An upload:// or blob:// ref (`jobrunner upload FILE` prints one); file:// "
+        "only where JOBRUNNER_ALLOW_FILE_INPUTS is on.",
+    ),
+    AfterValidator(_refuse_unreadable),
+]
 
 
 async def input_path(ctx: JobContext, uri: str) -> Path:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobrunner.pipelines.report import ReportSpec
 from jobrunner.pipelines.validation.rules import choose_ruleset
+from jobrunner.tasks.inputs import InputUri
 
 __all__ = ["ConnectorParams", "CsvParams", "PdfParams", "ReportParams", "ValidateParams"]
 
@@ -17,14 +18,14 @@ _NAME = r"^[A-Za-z0-9_\-]{1,64}$"
 class PdfParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    input_uri: str
+    input_uri: InputUri
     password: str | None = Field(default=None, max_length=1024)
     max_pages: int | None = Field(default=None, ge=1, le=100_000)
     chunk_chars: int = Field(default=2000, ge=100, le=100_000)
 
 
 class ReportParams(ReportSpec):
-    input_uri: str
+    input_uri: InputUri
 
 
 class ConnectorParams(BaseModel):
@@ -41,7 +42,7 @@ class CsvParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input_uri: str
+    input_uri: InputUri
     ruleset: str | None = Field(
         default=None, pattern=_NAME, description="Ruleset to check with (default: default)."
     )

@@ -34,7 +34,8 @@ def arq_worker_settings(settings: Settings) -> dict[str, Any]:
     )
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        configure_logging(json=settings.log_json, level=settings.log_level)
+        # the arq command gave the "arq" logger a handler of its own: every line would show twice
+        configure_logging(json=settings.log_json, level=settings.log_level, take_over=["arq"])
         runner = WorkerRunner(settings, registry, redis=redis)
         await runner.start()
         ctx["runner"] = runner

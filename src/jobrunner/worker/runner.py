@@ -34,6 +34,7 @@ from jobrunner.store.workers import WorkerRegistry
 from jobrunner.worker.arq_worker import JobRunnerWorker
 from jobrunner.worker.capacity import SharedCapacity
 from jobrunner.worker.execution import Services, arq_function
+from jobrunner.worker.quiet import quiet_recorded_failures
 from jobrunner.worker.wakeups import WakeListener
 
 log = structlog.get_logger("jobrunner.worker")
@@ -88,6 +89,7 @@ class WorkerRunner:
         self._tasks: list[asyncio.Task[Any]] = []
         self._wake = WakeListener(redis, self.keys.wake)
         self._stopped = asyncio.Event()
+        self._hurry = asyncio.Event()
         self._stopping = False
         self.started_at_ms = time.time() * 1000
 
@@ -129,6 +131,7 @@ class WorkerRunner:
         """Start consuming in background tasks of the running loop."""
         self.services.loop = asyncio.get_running_loop()
         self.started_at_ms = time.time() * 1000
+        quiet_recorded_failures()
         self._build_workers()
         await self._wake.start()
         arq_workers: list[Worker] = [*self.workers.values()]
@@ -142,7 +145,8 @@ class WorkerRunner:
         log.info("worker started", worker_id=self.worker_id, slots=self.slots)
 
     async def run(self, *, handle_signals: bool = True) -> None:
-        """Start, then run until stopped; SIGTERM/SIGINT stop gracefully."""
+        """Start, then run until stopped; SIGTERM/SIGINT stop gracefully (a second one: at
+        once, running jobs go back to the queue)."""
         loop = asyncio.get_running_loop()
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -157,6 +161,11 @@ class WorkerRunner:
                     loop.remove_signal_handler(sig)
 
     def request_stop(self) -> None:
+        """Stop taking jobs and drain; asked again while draining, stop the running jobs now."""
+        if self._stopped.is_set():
+            if not self._hurry.is_set():
+                log.warning("stop requested again: running jobs are stopped now")
+            self._hurry.set()
         self._stopped.set()
 
     async def stop(self, grace: float | None = None) -> None:
@@ -172,7 +181,7 @@ class WorkerRunner:
         running = [t for w in self.workers.values() for t in w.tasks.values() if not t.done()]
         log.info("worker stopping", running=len(running), grace=grace)
         if running:
-            await asyncio.wait(running, timeout=grace)
+            await _drain(running, grace, self._hurry)
         for t in running:
             t.cancel()
         await asyncio.gather(*running, return_exceptions=True)
@@ -238,6 +247,17 @@ class WorkerRunner:
                 await self._beat()
             except Exception as exc:  # keep beating through a Redis blip; leases are long enough
                 log.warning("heartbeat failed", error=str(exc))
+
+
+async def _drain(running: list[asyncio.Task[Any]], grace: float, hurry: asyncio.Event) -> None:
+    """Until the running jobs are done, ``grace`` has passed or ``hurry`` is set."""
+    if hurry.is_set():
+        return
+    waiters = [asyncio.ensure_future(asyncio.wait(running)), asyncio.ensure_future(hurry.wait())]
+    await asyncio.wait(waiters, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:  # waiting is cancelled; the jobs themselves are not
+        waiter.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
 
 
 async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
