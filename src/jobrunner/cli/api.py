@@ -66,7 +66,7 @@ def create(as_json: bool, **options: Any) -> None:
         created = await issue_key(ApiKeys(runner.redis, runner.keys), runner.settings, spec)
         return created.model_dump(mode="json")
 
-    made = with_client(go)
+    made = with_client(go, tasks=False)
     if as_json:
         dump(made)
         return
@@ -84,7 +84,7 @@ def list_keys(tenant: str | None, as_json: bool) -> None:
         found = await ApiKeys(runner.redis, runner.keys).list(tenant)
         return [key_view(k, runner.settings).model_dump(mode="json") for k in found]
 
-    listed = with_client(go)
+    listed = with_client(go, tasks=False)
     if as_json:
         dump(listed)
     elif not listed:
@@ -102,5 +102,5 @@ def revoke(key_id: str) -> None:
         if not await ApiKeys(runner.redis, runner.keys).revoke(key_id):
             raise InvalidInputError(f"no API key with id {key_id!r}", key_id=key_id)
 
-    with_client(go)
+    with_client(go, tasks=False)
     click.echo(f"revoked {key_id}")

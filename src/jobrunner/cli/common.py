@@ -16,11 +16,11 @@ from pydantic import ValidationError
 from jobrunner.domain.models import JobRecord
 from jobrunner.errors import ConfigError, InvalidParamsError, JobRunnerError
 from jobrunner.logs import configure_logging
+from jobrunner.registry import Registry
 from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
 from jobrunner.store.connection import redact
 from jobrunner.submission import MAX_PARAMS_DEPTH
-from jobrunner.tasks.catalog import build_registry
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -74,13 +74,21 @@ def check_url(url: str) -> None:
         report(ConfigError(f"JOBRUNNER_REDIS_URL {redact(url)!r} must start with {schemes}"))
 
 
-def with_client(use: Callable[[JobRunner], Awaitable[T]]) -> T:
-    """Run ``use`` with a started JobRunner on the configured deployment."""
+def _task_registry(settings: Settings) -> Registry:
+    # imported here: the task catalog loads polars and pdfium, which most commands never use
+    from jobrunner.tasks.catalog import build_registry
+
+    return build_registry(settings)
+
+
+def with_client(use: Callable[[JobRunner], Awaitable[T]], *, tasks: bool = True) -> T:
+    """Run ``use`` with a started JobRunner on the configured deployment. Commands that only
+    read or control existing jobs pass ``tasks=False``: no task code (polars, pdfium) loads."""
     settings = client_settings()
 
     async def go() -> T:
         # the commands say themselves when no worker serves a queue, as a person reads it
-        registry = build_registry(settings)
+        registry = _task_registry(settings) if tasks else Registry()
         async with JobRunner(settings, registry, warn_unserved=False) as runner:
             return await use(runner)
 

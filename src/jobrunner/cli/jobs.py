@@ -71,7 +71,7 @@ def wait(job_id: str, timeout: float | None, as_json: bool) -> None:
         await check_served(runner, record)
         return await follow(runner, record, timeout)
 
-    finish(with_client(go), as_json=as_json)
+    finish(with_client(go, tasks=False), as_json=as_json)
 
 
 @click.command()
@@ -108,7 +108,7 @@ def status(job_id: str, as_json: bool) -> None:
         result = await runner.result(full) if record.status is JobStatus.SUCCEEDED else None
         return record, result, await runner.audit(full)
 
-    record, result, audit = with_client(go)
+    record, result, audit = with_client(go, tasks=False)
     if as_json:
         trail = [a.model_dump(mode="json", exclude_none=True) for a in audit]
         dump({**record_json(record), "result": result, "audit": trail})
@@ -141,7 +141,7 @@ def list_jobs(tenant: str, all_tenants: bool, as_json: bool, **filters: Any) -> 
     async def go(runner: JobRunner) -> JobPage:
         return await runner.list(None if all_tenants else tenant, **wanted)
 
-    page = with_client(go)
+    page = with_client(go, tasks=False)
     if page.skipped:  # listed in the JSON too; one line on stderr so nobody misses it
         ids = ", ".join(f"{s.id} ({s.code})" for s in page.skipped)
         warn(f"skipped {len(page.skipped)} undecodable record(s): {ids}")
@@ -171,7 +171,7 @@ def cancel(job_id: str, as_json: bool) -> None:
     async def go(runner: JobRunner) -> Any:
         return await runner.cancel(await runner.resolve_id(job_id), by="cli")
 
-    record = with_client(go)
+    record = with_client(go, tasks=False)
     if as_json:
         dump(record_json(record))
     elif record.status is JobStatus.CANCELLED:
@@ -188,7 +188,7 @@ def cancel(job_id: str, as_json: bool) -> None:
 @json_option
 def workers(as_json: bool) -> None:
     """Live workers: id (host-pid-…), queues, jobs running of its concurrency, last seen."""
-    found = with_client(lambda runner: runner.workers())
+    found = with_client(lambda runner: runner.workers(), tasks=False)
     if as_json:
         dump(found)
     elif not found:
@@ -205,7 +205,7 @@ def queues(as_json: bool) -> None:
     async def go(runner: JobRunner) -> list[dict[str, Any]]:
         return [dataclasses.asdict(stats) for stats in await runner.queues()]
 
-    stats = with_client(go)
+    stats = with_client(go, tasks=False)
     if as_json:
         dump(stats)
     else:
