@@ -18,7 +18,6 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from jobrunner.domain.models import JobRecord
 from jobrunner.errors import BlobNotFoundError
 from jobrunner.store.blobs import CHUNK_BYTES, BlobStore, StoredBlob
 from jobrunner.store.jobs import JobStore
@@ -180,8 +179,8 @@ class OwnedBlobStore:
 
 
 def job_blobs(
-    blobs: BlobStore, store: JobStore, ttl_seconds: int, record: JobRecord
+    blobs: BlobStore, store: JobStore, ttl_seconds: int, *, tenant: str, job_id: str
 ) -> OwnedBlobStore:
     """The BlobStore a running job receives (``JobContext.blobs``)."""
     index = BlobIndex(store.redis, store.keys, ttl_seconds=ttl_seconds)
-    return OwnedBlobStore(blobs, index, record.tenant, record.id)
+    return OwnedBlobStore(blobs, index, tenant, job_id)
