@@ -4,6 +4,7 @@ with task_not_registered, naming itself; enqueue warns when no live worker has t
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,6 +24,7 @@ from jobrunner.worker.runner import WorkerRunner
 from tests.clitools import CLI, Invoke, as_json, clean_environ, kill_group
 from tests.polling import eventually
 from tests.routedtasks import TASKS
+from tests.test_examples import assert_embed_output, run_example
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUTED = "tests.routedtasks:TASKS"
@@ -163,3 +165,20 @@ def test_the_cli_lists_tasks_warns_and_reports_the_failure(
         "with task_not_registered unless one that has it takes it (see `jobrunner workers`)"
     ]
     assert "failed [task_not_registered]: worker " + entry["id"] in waited.stderr
+
+
+async def test_the_embedding_example_beside_a_worker_without_its_task(
+    client: JobRunner, spawn: Spawn, tmp_path: Path
+) -> None:
+    """The issue's case: examples/embed_in_app.py on a Redis where another worker (as under
+    `jobrunner up`) consumes the same queue without the app's task."""
+    spawn("up-like", concurrency=4)
+    await live_workers(client, 1)
+    done = await asyncio.to_thread(
+        run_example,
+        "embed_in_app.py",
+        tmp_path,
+        JOBRUNNER_REDIS_URL=client.redis_url,
+        JOBRUNNER_KEY_PREFIX=client.settings.key_prefix,
+    )
+    assert_embed_output(done)
