@@ -65,14 +65,19 @@ class Admitted:
         )
 
     def record(self) -> JobRecord:
-        """The record as created, built from what was admitted (no Redis read, no decode)."""
+        """The record as created, built from what was admitted (no Redis read, no decode).
+        Every field is given: model_construct then skips resolving defaults, too."""
         f = self.new.fields
         return JobRecord.model_construct(
             id=self.new.job_id,
             task=self.task.name,
             params=self.params,
             status=JobStatus.QUEUED,
+            progress=0.0,
+            message=None,
+            attempts=0,
             max_tries=f["max_tries"],
+            interruptions=0,
             queue=self.queue,
             plan=f["plan"],
             priority=f["priority"],
@@ -83,6 +88,13 @@ class Admitted:
             created_at=datetime.fromtimestamp(f["created_at"] / 1000, tz=UTC),
             scheduled_at=datetime.fromtimestamp(f["scheduled_at"] / 1000, tz=UTC),
             expires_at=ms_to_dt(f["expires_at"]),
+            started_at=None,
+            finished_at=None,
+            next_attempt_at=None,
+            cancel_requested=False,
+            worker_id=None,
+            error=None,
+            result_ref=None,
             callback_url=f["callback_url"],
             retry_of=f["retry_of"],
         )

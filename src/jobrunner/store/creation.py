@@ -101,10 +101,22 @@ class JobCreator:
         return replies
 
     def _call(self, job: NewJob, arq: ArqEnqueue) -> list[str | bytes]:
-        """EVALSHA's arguments after the sha and the number of keys: KEYS, then ARGV."""
+        """EVALSHA's arguments after the sha and the number of keys: KEYS, then one ARGV."""
         k = self.keys
         idem = k.idempotency(job.tenant, job.idempotency_key) if job.idempotency_key else ""
-        fields = {n: v for n, v in encode_fields(job.fields).items() if v is not None}
+        argv = {
+            "id": job.job_id,
+            "fields": {n: v for n, v in encode_fields(job.fields).items() if v is not None},
+            "created": repr(job.created_ms),
+            "tenant": job.tenant,
+            "fingerprint": job.fingerprint,
+            "idem_ttl": str(self.idempotency_ttl),
+            "expires": "" if job.expires_ms is None else repr(job.expires_ms),
+            "audit": audit_json(job.audit),
+            "payload": arq.payload.decode(),
+            "payload_ttl": str(arq.ttl_ms),
+            "score": str(arq.score),
+        }
         return [
             k.job(job.job_id),
             k.audit(job.job_id),
@@ -121,17 +133,7 @@ class JobCreator:
             k.status_index(ALL_TENANTS, JobStatus.QUEUED),
             k.task_index(ALL_TENANTS, job.task),
             k.plan_index(str(job.fields["plan"])),
-            job.job_id,
-            json.dumps(fields),
-            repr(job.created_ms),
-            job.tenant,
-            job.fingerprint,
-            str(self.idempotency_ttl),
-            "" if job.expires_ms is None else repr(job.expires_ms),
-            audit_json(job.audit),
-            arq.payload,
-            str(arq.ttl_ms),
-            str(arq.score),
+            json.dumps(argv, ensure_ascii=False, separators=(",", ":")),
         ]
 
 
