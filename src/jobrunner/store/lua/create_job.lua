@@ -74,8 +74,8 @@ local function undo()
   if done.tenant then
     redis.pcall('SREM', KEYS[6], a['tenant'])
   end
-  if done.counted then
-    redis.pcall('HINCRBY', KEYS[11], counter, -1)
+  if done.counted and redis.pcall('HINCRBY', KEYS[11], counter, -1) == 0 then
+    redis.pcall('HDEL', KEYS[11], counter)
   end
   if KEYS[7] ~= '' then
     redis.pcall('DEL', KEYS[7]) -- it did not exist when this call began
