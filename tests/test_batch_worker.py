@@ -42,7 +42,9 @@ def spawn() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 def _pickup(runner: JobRunner) -> Pickup:
     s = runner.store
-    return Pickup(runner.redis, s.keys, record_ttl=s.record_ttl, result_ttl=s.result_ttl)
+    return Pickup(
+        runner.redis, s.keys, record_ttl=s.record_ttl, result_ttl=s.result_ttl, tasks=["demo.echo"]
+    )
 
 
 async def _enqueue(

@@ -26,7 +26,7 @@ class Ending:
 
     queue: str
     job_id: str
-    attempt: int
+    attempt: int | None  # None: a job that never started here (its task was missing)
     kind: EndKind
     target: JobStatus
     fields: Mapping[str, Any]
@@ -40,7 +40,7 @@ class Ending:
         return [
             self.queue,
             self.job_id,
-            str(self.attempt),
+            "" if self.attempt is None else str(self.attempt),
             self.kind,
             self.target.value,
             json.dumps(encode_fields(self.fields)),

@@ -7,6 +7,7 @@ returns only what an attempt needs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,13 +56,25 @@ class ExpiredAtPickup:
 
 
 @dataclass(frozen=True, slots=True)
+class MissingAtPickup:
+    """A job of a task this worker lacks: its lease is held, its record left as it was."""
+
+    job_id: str
+    score: int
+    attempt: int
+    task: str
+    plan: str
+    callback_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class CorruptAtPickup:
     """A job whose record does not parse: left as it is, taken out of arq's queue."""
 
     job_id: str
 
 
-Picked = Claimed | ExpiredAtPickup | CorruptAtPickup
+Picked = Claimed | MissingAtPickup | ExpiredAtPickup | CorruptAtPickup
 
 
 def _text(value: Any) -> str | None:
@@ -84,15 +97,29 @@ def _started(e: list[Any]) -> StartedRecord:
     )
 
 
+def _missing(e: list[Any]) -> MissingAtPickup:
+    task, plan = e[4].decode(), e[5].decode()
+    return MissingAtPickup(e[0].decode(), int(float(e[2])), int(e[3]), task, plan, _text(e[6]))
+
+
 def iso_ms(now_ms: float) -> str:
     """The audit trail's time format (pydantic's JSON for an aware UTC datetime)."""
     return datetime.fromtimestamp(now_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 class Pickup:
-    def __init__(self, redis: Redis, keys: Keys, *, record_ttl: int, result_ttl: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        record_ttl: int,
+        result_ttl: int,
+        tasks: Iterable[str],
+    ) -> None:
         self._script = record_script(redis, "start")
         self._layout = layout_args(keys, record_ttl=record_ttl, result_ttl=result_ttl)
+        self._tasks = "," + ",".join(tasks) + ","
 
     async def claim(
         self, queue: str, *, wanted: int, now_ms: int, scan: int, lease_ms: int, worker_id: str
@@ -107,6 +134,7 @@ class Pickup:
             lease_ms,
             worker_id,
             iso_ms(now_ms),
+            self._tasks,
         ]
         reply = await self._script(keys=[queue], args=args)
         next_due = int(float(reply[0])) if float(reply[0]) >= 0 else None
@@ -115,6 +143,9 @@ class Pickup:
             kind = e[1]
             if kind == b"expired":
                 jobs.append(ExpiredAtPickup(e[0].decode(), e[2].decode(), _text(e[3])))
+                continue
+            if kind == b"missing":
+                jobs.append(_missing(e))
                 continue
             if kind == b"corrupt":
                 jobs.append(CorruptAtPickup(e[0].decode()))

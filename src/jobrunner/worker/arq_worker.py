@@ -24,9 +24,10 @@ from jobrunner.domain.status import JobStatus
 from jobrunner.errors import RecordCorruptError
 from jobrunner.registry import Task
 from jobrunner.serializer import deserialize, serialize
-from jobrunner.store.pickup import Claimed, ExpiredAtPickup, Pickup
+from jobrunner.store.pickup import Claimed, ExpiredAtPickup, MissingAtPickup, Pickup
 from jobrunner.worker.capacity import SharedCapacity
 from jobrunner.worker.execution import EndFn, Services, attempt_of, run_claimed
+from jobrunner.worker.missing_task import handle_missing
 from jobrunner.worker.outcomes import ended_job, interrupted
 
 log = structlog.get_logger("jobrunner.worker")
@@ -91,6 +92,7 @@ class JobRunnerWorker(Worker):
             services.store.keys,
             record_ttl=services.store.record_ttl,
             result_ttl=services.store.result_ttl,
+            tasks=tasks,
         )
 
     def task_for(self, function_name: str) -> Task[Any] | None:
@@ -143,6 +145,8 @@ class JobRunnerWorker(Worker):
                 task = self.loop.create_task(self._run(job))
                 task.add_done_callback(functools.partial(self._done, job))
                 self.tasks[job.job_id] = task
+            elif isinstance(job, MissingAtPickup):
+                self._settle(handle_missing(self.services, self.queue_name, job, self._end))
             elif isinstance(job, ExpiredAtPickup):
                 self._settle(self._expired(job))
             else:

@@ -4,7 +4,8 @@
 -- arq's cleanup (queue entry, job key, try counter, lease) and arq's result; a retry goes back
 -- to the queue at its retry time; an interrupted attempt at its old score. The record becomes
 -- terminal in the same call that removes the lease.
--- ARGV: 1-16 the layout, 17 now ms, 18 worker id, then 11 per attempt: queue, id, attempt,
+-- ARGV: 1-16 the layout, 17 now ms, 18 worker id, then 11 per attempt: queue, id, attempt
+--       ('' for a job that never started: its record holds no attempt of this worker's),
 --       kind ('end', 'retry' or 'interrupt': cancelled if asked to, else queued again),
 --       target status, fields (JSON, null deletes), audit entry (JSON), result JSON ('' none),
 --       arq result ('' none), score (retry time or the old score; '' none), cancel audit entry
@@ -52,7 +53,8 @@ local function finish(a)
     target, audit, kind = 'cancelled', ARGV[a + 10], 'end'
     fields['finished_at'] = ARGV[17]
   end
-  if r[2] ~= ARGV[a + 2] or not may_move(r[1], target) then return refuse(queue, id, a, r[1]) end
+  local other_attempt = ARGV[a + 2] ~= '' and r[2] ~= ARGV[a + 2]  -- '' = it never started
+  if other_attempt or not may_move(r[1], target) then return refuse(queue, id, a, r[1]) end
   write_fields(key, target, now, fields)
   if kind == 'interrupt' then redis.call('HINCRBY', key, 'interruptions', 1) end
   reindex(L.status_idx, L.all_status_idx, id, r[3], r[6], r[1], target, now)

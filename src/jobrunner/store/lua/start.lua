@@ -6,11 +6,13 @@
 -- (cancelled) get arq's cleanup; a job past its start deadline is expired here.
 -- KEYS: 1 arq queue zset
 -- ARGV: 1-16 the layout, 17 now ms, 18 max jobs, 19 entries to look at, 20 lease ms,
---       21 worker id, 22 now as an ISO time (audit entries)
+--       21 worker id, 22 now as an ISO time (audit entries), 23 the worker's task names
+--       (',a,b,': a job of another task is returned as 'missing', its record untouched)
 -- Returns {next_due or -1, job, job, ...}; a job is {id, 'run', score, try, payload, params,
 -- timeout_seconds, max_tries, interruptions, tenant, task, plan, correlation_id,
 -- callback_url, priority}, {id, 'arq', score, try, payload} (no record: a plain arq job) or
--- {id, 'expired', plan, callback_url} or {id, 'corrupt'} (a record whose times or timeout do
+-- {id, 'missing', score, try, task, plan, callback_url} (this worker lacks the task: the
+-- lease is held, the record left queued), {id, 'expired', plan, callback_url} or {id, 'corrupt'} (a record whose times or timeout do
 -- not parse: reported, left as it is, and taken out of arq's queue).
 local queue = KEYS[1]
 local now = tonumber(ARGV[17])
@@ -76,6 +78,9 @@ local function pick(id, score)
     drop(id)
     return {id, 'corrupt'}
   end
+  if not string.find(ARGV[23], ',' .. r[3] .. ',', 1, true) then
+    return {id, 'missing', score, try, r[3], r[4] or '', r[14]}
+  end
   start(id, key, r, try)
   return {id, 'run', score, try, payload, r[9], r[10], r[11], r[12] or '0', r[2], r[3], r[4],
     r[13], r[14], r[17]}
@@ -93,7 +98,7 @@ for i = 1, #due, 2 do
     local job = pick(id, due[i + 1])
     if job then
       out[#out + 1] = job
-      if job[2] == 'run' or job[2] == 'arq' then taken = taken + 1 end
+      if job[2] == 'run' or job[2] == 'arq' or job[2] == 'missing' then taken = taken + 1 end
     end
   end
 end
