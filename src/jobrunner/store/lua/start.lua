@@ -57,7 +57,7 @@ end
 local function pick(id, score)
   local payload = redis.call('GET', L.arq_job .. id)
   local try = redis.call('INCR', L.arq_retry .. id)
-  redis.call('EXPIRE', L.arq_retry .. id, 88400)
+  if try == 1 then redis.call('EXPIRE', L.arq_retry .. id, 88400) end  -- arq's TTL
   local key = named(L.record, id)
   local r = redis.call('HMGET', key, 'status', 'tenant', 'task', 'plan', 'created_at', 'attempts',
     'cancel_requested', 'expires_at', 'params', 'timeout_seconds', 'max_tries', 'interruptions',
