@@ -95,6 +95,9 @@ class JobRunnerWorker(Worker):
             record_ttl=services.store.record_ttl,
             result_ttl=services.store.result_ttl,
             tasks=tasks,
+            # a job of a task this worker lacks is left to the workers that have it for one
+            # poll interval after it is due: they sleep until exactly then
+            leave_missing_ms=int(idle_poll_seconds * 1000),
         )
 
     def task_for(self, function_name: str) -> Task[Any] | None:
@@ -208,7 +211,12 @@ class JobRunnerWorker(Worker):
         """Run ``work`` in the background; ``settle()`` waits for it."""
         task = asyncio.ensure_future(work)
         self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Future[object]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background job write failed", exc_info=task.exception())
 
     async def settle(self) -> None:
         """Wait for the background writes of this worker (interruptions, expiries)."""
