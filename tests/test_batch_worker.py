@@ -219,3 +219,22 @@ def test_audit_entries_are_written_as_the_model_writes_them() -> None:
     entry = AuditEntry.model_validate_json(raw)
     assert json.loads(raw) == json.loads(entry.model_dump_json(exclude_none=True))
     assert (entry.event, entry.status, entry.attempt, entry.error) == ("failed", "failed", 2, error)
+
+
+async def test_a_plain_arq_job_is_adopted_or_failed_in_arq_terms(
+    runner: JobRunner, worker: WorkerRunner
+) -> None:
+    queue = runner.keys.queue("free")
+    plain = await runner.redis.enqueue_job("demo.echo", _queue_name=queue, sku="B2")
+    assert plain is not None
+    key = runner.keys.job(plain.job_id)
+    assert await eventually(lambda: runner.redis.exists(key), bool, timeout=5)  # adopted
+    done = await runner.wait(plain.job_id, timeout=10)
+    assert (done.status, done.attempts, done.plan) == (JobStatus.SUCCEEDED, 1, "free")
+    assert await plain.result(timeout=5) == {"sku": "B2"}  # arq's own reader
+
+    unknown = await runner.redis.enqueue_job("no.such.task", _queue_name=queue, x=1)
+    assert unknown is not None
+    with pytest.raises(RemoteError):  # no record to fail: arq's result says why
+        await unknown.result(timeout=10, poll_delay=0.05)
+    assert await runner.redis.exists(arq_job(unknown.job_id), runner.keys.job(unknown.job_id)) == 0

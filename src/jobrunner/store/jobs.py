@@ -22,7 +22,7 @@ from jobrunner.store.codec import (
     encode_fields,
 )
 from jobrunner.store.creation import ArqEnqueue, JobCreator, NewJob
-from jobrunner.store.keys import Keys
+from jobrunner.store.keys import Keys, arq_in_progress, arq_retry
 from jobrunner.store.scripts import layout_args, record_script
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -190,6 +190,18 @@ class JobStore:
         if reply[0] == -2:
             raise JobNotFoundError(job_id)
         return int(reply[0]), reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+
+    async def adopt(self, job: NewJob, arq: ArqEnqueue, attempt: int) -> None:
+        """Write the record of a job arq already holds (a plain arq client enqueued it), then
+        let it go back to its queue due now: the claim's lease released, its try given back,
+        the queue's workers woken. The next claim starts it as any other job."""
+        await self.creator.create_many([(job, arq)], [])
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(arq_in_progress(job.job_id))
+            if attempt > 0:
+                pipe.decr(arq_retry(job.job_id))
+            pipe.publish(self.keys.wake, arq.queue)
+            await pipe.execute()
 
     async def set_progress(
         self,

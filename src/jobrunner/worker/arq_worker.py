@@ -20,12 +20,14 @@ from arq.utils import timestamp_ms
 from arq.worker import Function, Worker, func
 from redis.exceptions import RedisError
 
+from jobrunner.admission import Admission
 from jobrunner.domain.status import JobStatus
 from jobrunner.errors import RecordCorruptError
 from jobrunner.registry import Task
 from jobrunner.serializer import deserialize, serialize
 from jobrunner.store.finishes import Ended, Ending
 from jobrunner.store.pickup import Claimed, ExpiredAtPickup, MissingAtPickup, Pickup
+from jobrunner.worker.adoption import adopt
 from jobrunner.worker.capacity import SharedCapacity
 from jobrunner.worker.execution import EndFn, Services, attempt_of, run_claimed
 from jobrunner.worker.missing_task import handle_missing
@@ -50,6 +52,7 @@ class JobRunnerWorker(Worker):
         tasks: Mapping[str, Task[Any]],
         services: Services,
         end: EndFn,
+        admission: Admission | None = None,
         queue_name: str,
         plan: str,
         capacity: SharedCapacity,
@@ -86,6 +89,7 @@ class JobRunnerWorker(Worker):
         self.services = services
         self._tasks_by_name = tasks
         self._end = end
+        self.admission = admission
         self._begun: set[str] = set()  # attempts whose coroutine has started
         self._freed: set[str] = set()  # attempts whose slot was given back (ending written)
         self._settling: set[asyncio.Future[object]] = set()  # interruptions being written
@@ -166,6 +170,9 @@ class JobRunnerWorker(Worker):
     async def _run(self, job: Claimed) -> None:
         self._begun.add(job.job_id)
         attempt = attempt_of(job, self.queue_name)
+        if job.record is None and self.admission is not None:  # a plain arq client's job
+            await adopt(self.services, self.admission, attempt, self.plan, self._end)
+            return
 
         async def end(ending: Ending) -> Ended:
             # the task is over: its slot is free while the ending is written (with others)
