@@ -1,0 +1,69 @@
+"""`jobrunner maintenance ...`: the cron's maintenance jobs, run now by hand.
+
+Each prints what it did, counted per kind (`--json` for scripts). Running one by hand does not
+stop the cron's own runs; both are safe to overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+
+from jobrunner.cli.common import dump, json_option, with_client
+from jobrunner.runtime import JobRunner
+from jobrunner.tasks.upkeep import Report, Upkeep
+
+
+def _show(name: str, report: Report, as_json: bool) -> None:
+    if as_json:
+        dump({"job": name, **report})
+        return
+    click.echo(f"{name}: done in {report.get('seconds', 0):g}s")
+    for kind, value in report.items():
+        if kind == "seconds":
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value))
+        click.echo(f"  {kind.replace('_', ' '):<26} {value}")
+
+
+def _run(name: str, as_json: bool, work: Callable[[Upkeep], Awaitable[Report]]) -> None:
+    async def go(runner: JobRunner) -> Report:
+        return await work(Upkeep(runner.store, runner.blobs, runner.settings))
+
+    _show(name, with_client(go, tasks=False), as_json)
+
+
+@click.group()
+def maintenance() -> None:
+    """Run a maintenance job now (the workers' cron runs each on its schedule)."""
+
+
+@maintenance.command()
+@json_option
+def cleanup(as_json: bool) -> None:
+    """Prune expired jobs' traces and delete blobs past retention (uploads after
+    JOBRUNNER_UPLOAD_RETENTION_HOURS, outputs with their job's result)."""
+    _run("cleanup", as_json, lambda upkeep: upkeep.cleanup())
+
+
+@maintenance.command()
+@json_option
+def prune(as_json: bool) -> None:
+    """Remove the index entries (and leftovers) of jobs whose records have expired."""
+    _run("prune", as_json, lambda upkeep: upkeep.prune())
+
+
+@maintenance.command("reset-quotas")
+@click.option("--current", is_flag=True, help="Also zero this month's counters.")
+@click.option("--tenant", help="Only this tenant's counters.")
+@json_option
+def reset_quotas(current: bool, tenant: str | None, as_json: bool) -> None:
+    """Reset the per-tenant monthly job counters of the API's quotas: last month's (each
+    month counts from zero by itself), and this month's too with --current."""
+    options: dict[str, Any] = {"current": current, "tenant": tenant}
+    _run("reset-quotas", as_json, lambda upkeep: upkeep.reset_quotas(**options))
