@@ -46,8 +46,10 @@ def test_schedules_come_from_the_settings(settings: Settings) -> None:
         "maintenance.expire_jobs",
         "maintenance.prune",
         "maintenance.cleanup",
+        "maintenance.reconcile",
         "maintenance.reset_quotas",
     }
+    assert jobs["maintenance.reconcile"].minute is None  # every minute
     assert (jobs["maintenance.cleanup"].hour, jobs["maintenance.cleanup"].minute) == ({3}, {30})
     quotas = jobs["maintenance.reset_quotas"]
     assert (quotas.day, quotas.hour, quotas.minute) == ({1}, {0}, {0})
@@ -116,7 +118,7 @@ async def test_reset_quotas_drops_last_months_counters(runner: JobRunner) -> Non
 
 
 def test_maintenance_commands_print_what_they_did(invoke: Invoke) -> None:
-    for command in ("cleanup", "prune", "reset-quotas"):
+    for command in ("cleanup", "prune", "reconcile", "reset-quotas"):
         done = invoke("maintenance", command)
         assert done.exit_code == 0, done.stderr
         assert done.stdout.startswith(f"{command}: done in "), done.stdout

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from jobrunner.callbacks import Callbacks
 from jobrunner.cli.common import dump, json_option, with_client
 from jobrunner.runtime import JobRunner
 from jobrunner.tasks.upkeep import Report, Upkeep
@@ -31,11 +32,22 @@ def _show(name: str, report: Report, as_json: bool) -> None:
         click.echo(f"  {kind.replace('_', ' '):<26} {value}")
 
 
-def _run(name: str, as_json: bool, work: Callable[[Upkeep], Awaitable[Report]]) -> None:
-    async def go(runner: JobRunner) -> Report:
-        return await work(Upkeep(runner.store, runner.blobs, runner.settings))
+def _run(
+    name: str,
+    as_json: bool,
+    work: Callable[[Upkeep], Awaitable[Report]],
+    *,
+    webhooks: bool = False,
+) -> None:
+    """``webhooks``: jobs it ends get their callbacks (this loads the task catalog)."""
 
-    _show(name, with_client(go, tasks=False), as_json)
+    async def go(runner: JobRunner) -> Report:
+        callbacks = Callbacks(runner.settings, runner.registry, runner.store)
+        on_ended = callbacks.job_ended if webhooks else None
+        upkeep = Upkeep(runner.store, runner.blobs, runner.settings, on_ended)
+        return await work(upkeep)
+
+    _show(name, with_client(go, tasks=webhooks), as_json)
 
 
 @click.group()
@@ -56,6 +68,15 @@ def cleanup(as_json: bool) -> None:
 def prune(as_json: bool) -> None:
     """Remove the index entries (and leftovers) of jobs whose records have expired."""
     _run("prune", as_json, lambda upkeep: upkeep.prune())
+
+
+@maintenance.command()
+@json_option
+def reconcile(as_json: bool) -> None:
+    """Make records and arq's queue agree: running jobs whose worker is gone go back to the
+    queue (or fail with lease_lost when no tries are left), waiting jobs missing from arq's
+    queue are put back, arq entries with nothing behind them are dropped."""
+    _run("reconcile", as_json, lambda upkeep: upkeep.reconcile(), webhooks=True)
 
 
 @maintenance.command("reset-quotas")

@@ -75,6 +75,10 @@ async def cleanup(ctx: dict[str, Any]) -> Report | None:
     return await run_once(ctx, "cleanup", 2 * DAY, lambda upkeep: upkeep.cleanup())
 
 
+async def reconcile(ctx: dict[str, Any]) -> Report | None:
+    return await run_once(ctx, "reconcile", HOUR, lambda upkeep: upkeep.reconcile())
+
+
 async def reset_quotas(ctx: dict[str, Any]) -> Report | None:
     return await run_once(ctx, "reset-quotas", 40 * DAY, lambda upkeep: upkeep.reset_quotas())
 
@@ -85,6 +89,7 @@ def maintenance_cron(settings: Settings) -> list[CronJob]:
     planned: list[tuple[Any, str, str, int]] = [
         (prune, "maintenance.prune", s.prune_cron, 10 * 60),
         (cleanup, "maintenance.cleanup", s.cleanup_cron, 6 * HOUR),
+        (reconcile, "maintenance.reconcile", s.reconcile_cron, 5 * 60),
         (reset_quotas, "maintenance.reset_quotas", s.reset_quotas_cron, 10 * 60),
     ]
     jobs = [cron(expire_jobs, name="maintenance.expire_jobs", second={0, 30}, timeout=60)]

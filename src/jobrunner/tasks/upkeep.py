@@ -12,17 +12,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from arq.jobs import serialize_job
+
 from jobrunner.domain.models import JobRecord
+from jobrunner.serializer import serialize
 from jobrunner.settings import Settings
 from jobrunner.store.blobs import BlobStore
 from jobrunner.store.cleanup import BlobSweep, CallTimer, IndexPrune, PruneCounts
 from jobrunner.store.jobs import JobStore
 from jobrunner.store.limits import Limits, billing_period, previous_period
+from jobrunner.store.reconcile import ArqPayload, Reconciler
 from jobrunner.store.tenants import ApiKeys
 
 __all__ = ["Report", "Upkeep"]
@@ -45,6 +49,19 @@ def _prune_report(counts: PruneCounts) -> Report:
         "records_still_alive": counts.alive,
         "stale_aborts": counts.aborts,
     }
+
+
+def arq_payload(settings: Settings) -> ArqPayload:
+    """arq's job payload rebuilt from a record (what admission wrote), for a lost arq job key."""
+
+    def build(fields: Mapping[str, str]) -> tuple[bytes, int]:
+        expires = fields.get("expires_at")
+        kwargs = {"expires_ms": float(expires)} if expires else {}
+        created = int(float(fields.get("created_at") or time.time() * 1000))
+        payload = serialize_job(fields["task"], (), kwargs, None, created, serializer=serialize)
+        return payload, settings.job_key_ttl_seconds * 1000
+
+    return build
 
 
 @dataclass(frozen=True)
@@ -81,6 +98,31 @@ class Upkeep:
             "blob_delete_failures": blobs.failed,
         }
         return _timing(report, [pruned.timer, blobs.timer], started)
+
+    async def reconcile(self, now_ms: float | None = None) -> Report:
+        started = time.perf_counter()
+        s = self.settings
+        reconciler = Reconciler(
+            self.store,
+            queues=[self.store.keys.queue(plan) for plan in s.plans],
+            batch=s.maintenance_batch,
+            grace_ms=s.reconcile_grace_seconds * 1000,
+            payload=arq_payload(s),
+        )
+        counts, failed = await reconciler.run(time.time() * 1000 if now_ms is None else now_ms)
+        if self.on_ended is not None:
+            for record in failed:
+                await self.on_ended(record)
+        timer = CallTimer(counts.calls, counts.longest_s)
+        report = {
+            "looked_at": counts.looked_at,
+            "running_requeued": counts.requeued,
+            "running_failed": counts.failed,
+            "queued_reenqueued": counts.reenqueued,
+            "orphans_dropped": counts.orphans_dropped,
+            "changed_meanwhile": counts.left_alone,
+        }
+        return _timing(report, [timer], started)
 
     async def reset_quotas(
         self, now: datetime | None = None, *, current: bool = False, tenant: str | None = None
