@@ -132,3 +132,12 @@ async def test_an_arq_entry_with_nothing_behind_it_is_dropped(runner: JobRunner)
     assert report["orphans_dropped"] == 5
     left = await runner.redis.zrange(queue, 0, -1)
     assert sorted(left) == sorted([raw_arq.encode(), live.id.encode()])
+
+
+async def test_a_lost_running_job_that_was_asked_to_stop_ends_cancelled(runner: JobRunner) -> None:
+    job = await _running(runner)
+    await runner.redis.hset(runner.keys.job(job.id), "cancel_requested", "1")
+    report = await _upkeep(runner).reconcile()
+    assert report["running_cancelled"] == 1 and report["running_requeued"] == 0
+    assert (await runner.get(job.id)).status is JobStatus.CANCELLED
+    assert await _score(runner, job.queue, job.id) is None

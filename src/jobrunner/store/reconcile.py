@@ -37,7 +37,8 @@ log = structlog.get_logger("jobrunner.maintenance")
 # a record's fields as the page read them, and arq's payload rebuilt from them (bytes, ttl ms)
 ArqPayload = Callable[[Mapping[str, str]], tuple[bytes, int]]
 _FIELDS = ("status", "started_at", "attempts", "max_tries", "queue", "task", "created_at",
-           "updated_at", "expires_at", "scheduled_at", "next_attempt_at")  # fmt: skip
+           "updated_at", "expires_at", "scheduled_at", "next_attempt_at",
+           "cancel_requested")  # fmt: skip
 _RUNNING_ONLY = frozenset({JobStatus.RUNNING})
 
 
@@ -50,6 +51,7 @@ class ReconcileCounts:
     looked_at: int = 0
     requeued: int = 0  # running, lease gone: back to the queue
     failed: int = 0  # running, lease gone, no tries left
+    cancelled: int = 0  # running, lease gone, a cancel had been asked for
     reenqueued: int = 0  # waiting, missing from arq's queue: put back
     orphans_dropped: int = 0  # arq entries with nothing behind them
     left_alone: int = 0  # changed between the page read and the fix (claimed, finished)
@@ -86,7 +88,7 @@ class Reconciler:
         self._orphans = self.redis.register_script(_lua("drop_orphans"))
 
     async def run(self, now_ms: float) -> tuple[ReconcileCounts, list[JobRecord]]:
-        """Counts per kind, and the records that failed (their webhooks are the caller's)."""
+        """Counts per kind, and the records it ended (their webhooks are the caller's)."""
         counts, failed = ReconcileCounts(), []
         failed += await self._walk(JobStatus.RUNNING, now_ms, counts)
         for status in (JobStatus.QUEUED, JobStatus.RETRYING):
@@ -116,7 +118,7 @@ class Reconciler:
                 if status is JobStatus.RUNNING:
                     record = await self._fix_running(job_id, fields, now_ms, counts)
                     moved += record is not None
-                    failed += [record] if record and record.status is JobStatus.FAILED else []
+                    failed += [record] if record and record.is_terminal else []
                 elif not queued:
                     await self._fix_waiting(job_id, fields, now_ms, counts)
             rank += len(ids) - moved
@@ -153,8 +155,11 @@ class Reconciler:
         if self._young(fields, "started_at", now_ms) or not fields.get("queue"):
             return None
         attempts, tries = int(fields.get("attempts") or 0), int(fields.get("max_tries") or 1)
-        back = attempts < tries
-        change = _requeue(attempts) if back else _lease_lost(attempts, tries, now_ms)
+        cancelled = fields.get("cancel_requested") == "1"  # asked to stop: it stops here
+        back = attempts < tries and not cancelled
+        change = (
+            _ended(attempts, tries, now_ms, cancelled=cancelled) if not back else _requeue(attempts)
+        )
         keys, args = self.store.transition_call(job_id, change, now_ms)
         payload, ttl = self.payload(fields) if back else (b"", 0)
         started = time.perf_counter()
@@ -177,7 +182,8 @@ class Reconciler:
             return None
         record = decode_record(pairs_to_hash(reply[1]), job_id)
         counts.requeued += back
-        counts.failed += not back
+        counts.failed += record.status is JobStatus.FAILED
+        counts.cancelled += record.status is JobStatus.CANCELLED
         log.warning("running job lost its worker", code="lease_lost", job_id=job_id,
                     tenant=record.tenant, attempt=attempts, now=record.status.value)  # fmt: skip
         return record
@@ -249,7 +255,19 @@ def _requeue(attempts: int) -> Transition:
     )
 
 
-def _lease_lost(attempts: int, tries: int, now_ms: float) -> Transition:
+def _ended(attempts: int, tries: int, now_ms: float, *, cancelled: bool) -> Transition:
+    """Failed (``lease_lost``) with no tries left, or cancelled if a cancel was asked for."""
+    at = datetime.now(tz=UTC)
+    if cancelled:
+        note = "its worker is gone (the lease expired) and a cancel was asked for"
+        return Transition(
+            target=JobStatus.CANCELLED,
+            allowed_from=_RUNNING_ONLY,
+            fields={"finished_at": now_ms, "next_attempt_at": None},
+            audit=AuditEntry(
+                at=at, event="cancelled", status=JobStatus.CANCELLED, attempt=attempts, message=note
+            ),
+        )
     error = JobError(
         type="LeaseLost",
         code="lease_lost",
@@ -261,10 +279,6 @@ def _lease_lost(attempts: int, tries: int, now_ms: float) -> Transition:
         allowed_from=_RUNNING_ONLY,
         fields={"finished_at": now_ms, "error": error, "next_attempt_at": None},
         audit=AuditEntry(
-            at=datetime.now(tz=UTC),
-            event="failed",
-            status=JobStatus.FAILED,
-            attempt=attempts,
-            error=error,
+            at=at, event="failed", status=JobStatus.FAILED, attempt=attempts, error=error
         ),
     )

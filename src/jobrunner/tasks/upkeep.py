@@ -118,6 +118,7 @@ class Upkeep:
             "looked_at": counts.looked_at,
             "running_requeued": counts.requeued,
             "running_failed": counts.failed,
+            "running_cancelled": counts.cancelled,
             "queued_reenqueued": counts.reenqueued,
             "orphans_dropped": counts.orphans_dropped,
             "changed_meanwhile": counts.left_alone,
