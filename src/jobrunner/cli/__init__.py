@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "upload": "files:upload",
     "download": "files:download",
     "maintenance": "maintenance:maintenance",
+    "health": "health:health",
 }
 
 

@@ -39,6 +39,10 @@ class Keys:
     def result(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:result"
 
+    def task_bounces(self, job_id: str) -> str:
+        """Counter of the times workers without the job's task put it back on its queue."""
+        return f"{self.prefix}:job:{job_id}:bounces"
+
     def events(self, job_id: str) -> str:
         return f"{self.prefix}:events:{job_id}"
 
@@ -159,6 +163,7 @@ def arq_in_progress(job_id: str) -> str:
 
 
 def arq_retry(job_id: str) -> str:
+    """arq's try counter of a job (INCR at every pickup)."""
     return retry_key_prefix + job_id
 
 
