@@ -128,4 +128,6 @@ def test_maintenance_commands_print_what_they_did(invoke: Invoke) -> None:
     assert report["job"] == "cleanup" and report["jobs_pruned"] == 0
     quotas = as_json(invoke("maintenance", "reset-quotas", "--json"))
     assert quotas["counters_reset"] == 0 and quotas["jobs_counted"] == {}
+    assert quotas["note"] == "nothing to reset"
+    assert "nothing to reset" in invoke("maintenance", "reset-quotas").stdout
     assert json.dumps(quotas)

@@ -23,7 +23,7 @@ def _show(name: str, report: Report, as_json: bool) -> None:
         return
     click.echo(f"{name}: done in {report.get('seconds', 0):g}s")
     for kind, value in report.items():
-        if kind == "seconds":
+        if kind == "seconds" or value == "":
             continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"

@@ -134,11 +134,13 @@ class Upkeep:
         periods = [previous_period(now)] + ([billing_period(now)] if current else [])
         tenants = [tenant] if tenant else await self._tenants()
         dropped = await Limits(self.store.redis, self.store.keys).reset(tenants, periods)
+        reset = sum(len(by_period) for by_period in dropped.values())
         return {
             "periods": [p.name for p in periods],
             "tenants_looked_at": len(tenants),
-            "counters_reset": sum(len(by_period) for by_period in dropped.values()),
+            "counters_reset": reset,
             "jobs_counted": {t: sum(by_period.values()) for t, by_period in dropped.items()},
+            "note": "" if reset else "nothing to reset",
         }
 
     async def _tenants(self) -> list[str]:
