@@ -178,20 +178,24 @@ async def test_submits_cut_off_by_a_silent_redis_are_whole_or_absent(
             proc.send_signal(signal.SIGCONT)
         assert all(isinstance(o, RedisUnavailableError) for o in outcomes), outcomes
         assert all("no answer within" in str(o) for o in outcomes)
-    # closing the runner waited for the batch it had sent: Redis has run it (maybe more
-    # than once, the client resending after a timeout) or not at all
+    # what the frozen Redis had received runs now (once, even if it was sent again after a
+    # timeout) or never ran: every job whole, none in part. Read in one MULTI, as a snapshot.
     keys = Keys("cut")
+    queue = keys.queue("free")
     redis = Redis.from_url(url)
     try:
-        ids = [i.decode() for i in await redis.zrange(keys.tenant_index("default"), 0, -1)]
-        queue = keys.queue("free")
-        assert await redis.zcard(queue) == len(ids)
+        async with redis.pipeline(transaction=True) as snap:
+            snap.zrange(keys.tenant_index("default"), 0, -1)
+            snap.zcard(queue)
+            snap.hgetall(keys.submitted_counts)
+            listed, queued, counts = await snap.execute()
+        ids = [i.decode() for i in listed]
+        assert queued == len(ids)
+        assert sum(int(v) for v in counts.values()) == len(ids)
         for job_id in ids:
             assert await redis.exists(keys.job(job_id), arq_job(job_id)) == 2
             assert await redis.zscore(queue, job_id) is not None
             assert await redis.llen(keys.audit(job_id)) == 1  # a resent call wrote nothing
-        counts = await redis.hgetall(keys.submitted_counts)
-        assert sum(int(v) for v in counts.values()) == len(ids)
     finally:
         await redis.aclose()
 
