@@ -84,7 +84,8 @@ class JobRunner:
         blobs: BlobStore | None = None,
         warn_unserved: bool = True,
     ) -> None:
-        """``warn_unserved``: log a warning when jobs land on a queue no live worker consumes."""
+        """``warn_unserved``: log a warning when jobs land on a queue no live worker consumes,
+        or whose live workers lack the job's task."""
         self.settings = settings
         self.registry = registry
         self.keys = Keys(settings.key_prefix)
@@ -96,7 +97,7 @@ class JobRunner:
         self._creates: Coalescer[Admitted, Created] | None = None
         self.redis_url: str = settings.redis_url or ""
         self._admission = Admission(settings, registry, self.keys)
-        self._unserved = UnservedQueues(self.serves) if warn_unserved else None
+        self._unserved = UnservedQueues(self.workers) if warn_unserved else None
 
     async def __aenter__(self) -> JobRunner:
         await self.start()
@@ -191,7 +192,7 @@ class JobRunner:
                 return Submitted(await self.store.get(job_id), replayed=True)
         record = prepared.record()
         if self._unserved:
-            await self._unserved.check(record.plan)
+            await self._unserved.check(record.plan, record.task)
         return Submitted(record, replayed=False)
 
     async def _create_batch(self, batch: Sequence[Admitted]) -> Sequence[Created | Exception]:
@@ -213,8 +214,8 @@ class JobRunner:
             for p, (job_id, created) in zip(prepared, outcomes, strict=True):
                 records.append(p.record() if created else await self.store.get(job_id))
         if self._unserved:
-            for plan in sorted({r.plan for r in records}):
-                await self._unserved.check(plan)
+            for plan, task in sorted({(r.plan, r.task) for r in records}):
+                await self._unserved.check(plan, task)
         return records
 
     async def serves(self, plan: str) -> bool:
