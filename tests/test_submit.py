@@ -7,6 +7,7 @@ import asyncio
 import json
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -261,3 +262,26 @@ async def test_each_caller_in_one_coalesced_batch_gets_its_own_outcome(
     assert replay.replayed
     assert replay.record.id == first.id
     assert await runner.redis.zcard(runner.keys.queue("free")) == 2  # first and good only
+
+
+@pytest.mark.parametrize("key", [None, "resent"])
+async def test_a_create_sent_again_after_the_job_moved_on_changes_nothing(
+    runner: JobRunner, key: str | None
+) -> None:
+    """redis-py resends a command whose reply was lost (a Redis restart, say); by the time the
+    copy arrives a worker may have run the job: the copy must not put the record back."""
+    admitted = runner._admission.admit(
+        parse_request({"task": "demo.echo", "params": {}, "idempotency_key": key}),
+        time.time() * 1000,
+    )
+    call = [(admitted.new, admitted.arq_entry())]
+    assert await runner.store.creator.create_many(call, []) == [(admitted.new.job_id, True)]
+    job_id = admitted.new.job_id
+    await runner.redis.hset(runner.keys.job(job_id), mapping={"status": "succeeded"})
+    await runner.redis.delete(arq_job(job_id))
+    await runner.redis.zrem(admitted.queue, job_id)
+    assert await runner.store.creator.create_many(call, []) == [(job_id, True)]
+    assert (await runner.get(job_id)).status is JobStatus.SUCCEEDED
+    assert not await runner.redis.exists(arq_job(job_id))
+    assert await runner.redis.zscore(admitted.queue, job_id) is None
+    assert len(await runner.audit(job_id)) == 1
