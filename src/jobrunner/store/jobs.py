@@ -149,23 +149,27 @@ class JobStore:
     async def transition(self, job_id: str, change: Transition, now_ms: float) -> bool:
         """Apply ``change`` if the lifecycle table allows it from the current status; whether
         it did (the script returns only that, not the record)."""
-        reply = await self._transition(
-            keys=[],
-            args=[
-                *self._layout,
-                job_id,
-                change.target.value,
-                json.dumps(encode_fields(change.fields)),
-                audit_json(change.audit),
-                repr(now_ms),
-                change.increment or "",
-                change.increment_when.value if change.increment_when else "",
-                change.result_json or "",
-            ],
-        )
+        keys, args = self.transition_call(job_id, change, now_ms)
+        reply = await self._transition(keys=keys, args=args)
         if reply[0] == -2:
             raise JobNotFoundError(job_id)
         return bool(reply[0] == 1)
+
+    def transition_call(
+        self, job_id: str, change: Transition, now_ms: float
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
+        """KEYS and ARGV of transition.lua for ``change`` (reconcile_running.lua runs it too)."""
+        return [], [
+            *self._layout,
+            job_id,
+            change.target.value,
+            json.dumps(encode_fields(change.fields)),
+            audit_json(change.audit),
+            repr(now_ms),
+            change.increment or "",
+            change.increment_when.value if change.increment_when else "",
+            change.result_json or "",
+        ]
 
     async def request_cancel(self, job_id: str, now_ms: float, by: str) -> tuple[int, str]:
         """(1, 'cancelled') for a waiting job, (2, 'requested') for a running one, (-1, status)."""

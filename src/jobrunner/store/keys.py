@@ -119,6 +119,17 @@ class Keys:
         """Hash naming who owns a blob (tenant, job) and its content type."""
         return f"{self.prefix}:blob:{blob_id}"
 
+    @property
+    def blob_expiry(self) -> str:
+        """Zset 'ref<TAB>job id' (no job: an upload) -> ms when the cleanup may delete the blob."""
+        return f"{self.prefix}:blobs:expiring"
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def maintenance_slot(self, name: str, slot_ms: int) -> str:
+        """SET NX by the one worker that runs maintenance job ``name`` for one scheduled slot."""
+        return f"{self.prefix}:maint:{name}:{slot_ms}"
+
     # -- metrics (cluster-wide, read by GET /metrics) --------------------------------------
 
     @property

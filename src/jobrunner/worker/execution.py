@@ -98,7 +98,7 @@ def _context(
         blobs=job_blobs(
             services.blobs,
             services.store,
-            services.settings.blob_ttl_seconds,
+            services.settings.upload_retention_seconds,
             tenant=record.tenant,
             job_id=record.id,
         ),

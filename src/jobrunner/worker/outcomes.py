@@ -25,6 +25,7 @@ from jobrunner.domain.status import TERMINAL, JobStatus
 from jobrunner.registry import Task
 from jobrunner.serializer import serialize
 from jobrunner.settings import Settings
+from jobrunner.store.blobindex import job_blobs
 from jobrunner.store.blobs import BlobStore
 from jobrunner.store.finishes import Ended, Ending
 from jobrunner.store.jobs import JobStore
@@ -134,7 +135,15 @@ async def succeeded(
     }
     result_json: str | None = payload
     if len(payload.encode()) > services.settings.inline_result_max_bytes:
-        fields["result_ref"] = await services.blobs.put_bytes(payload.encode(), name="result.json")
+        # an output of the job: the cleanup deletes it with the job's result
+        owned = job_blobs(
+            services.blobs,
+            services.store,
+            services.settings.upload_retention_seconds,
+            tenant=a.job.record.tenant if a.job.record else "",
+            job_id=a.job.job_id,
+        )
+        fields["result_ref"] = await owned.put_bytes(payload.encode(), name="result.json")
         result_json, value = None, {"result_ref": fields["result_ref"]}
     entry = audit("succeeded", status=JobStatus.SUCCEEDED, attempt=a.number, progress=100.0)
     return Ending(
