@@ -1,6 +1,6 @@
 """Pruning rate: can the cleanup keep up with a million finished jobs a day?
 
-    python bench/prune.py [--jobs 200000] [--blobs 5000] [--batch 100] [--queued 50000]
+    python bench/prune.py [--jobs 200000] [--blobs 5000] [--batch 50] [--queued 50000]
 
 Starts a throwaway redis-server (or uses BENCH_REDIS_URL with a fresh key prefix), creates N
 jobs that finished (cancelled) and whose records have since expired (deleted, as their TTL
@@ -205,6 +205,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=200_000)
     parser.add_argument("--blobs", type=int, default=5_000)
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--queued", type=int, default=50_000, help="waiting jobs to reconcile")
     asyncio.run(main(parser.parse_args()))
