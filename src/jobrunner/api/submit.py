@@ -111,7 +111,7 @@ async def _submit(
         check_callback_url(sub.callback_url, allow_private=api.settings.connector_allow_private)
     await check_params_refs(api, principal.tenant, params)
     enqueue = _enqueue_request(sub, params, principal, plan, key, correlation_id(request.scope))
-    fingerprint = _fingerprint(form)
+    fingerprint = _fingerprint(form) if key is not None else None  # compared only with a key
 
     async def submit() -> Submitted:
         return await api.runner.submit_or_replay(enqueue, fingerprint=fingerprint)
