@@ -9,10 +9,11 @@ becomes terminal before (or with) the lease's removal. So:
 - a ``queued``/``retrying`` record without an arq queue entry is put back in the queue;
 - an arq queue entry with no record, no arq job key and no lease is dropped (and logged).
 
-Records are found by walking the status indices of every tenant in bounded pages (no SCAN);
-each fix is one Lua call that checks again, atomically, what the page read showed (the lease
-still absent, the record unchanged), so a job being claimed or finished meanwhile is never
-touched. Changes younger than the grace are left to the next run.
+Records are found by walking the status indices of every tenant in bounded pages (no SCAN),
+each page looked at in one Lua call that returns only the suspects; each fix is one Lua call
+that checks again, atomically, what the page showed (the lease still absent, the record
+unchanged), so a job being claimed or finished meanwhile is never touched. Changes younger
+than the grace are left to the next run.
 """
 
 from __future__ import annotations
@@ -85,11 +86,12 @@ class Reconciler:
         self._running = record_script(self.redis, "reconcile_running", with_transition=True)
         self._waiting = self.redis.register_script(_lua("reconcile_waiting"))
         self._orphans = self.redis.register_script(_lua("drop_orphans"))
+        self._page = self.redis.register_script(_lua("reconcile_page"))
 
     async def run(self, now_ms: float) -> tuple[ReconcileCounts, list[JobRecord]]:
         """Counts per kind, and the records it ended (their webhooks are the caller's)."""
-        counts, failed = ReconcileCounts(), []
-        failed += await self._walk(JobStatus.RUNNING, now_ms, counts)
+        counts = ReconcileCounts()
+        failed = await self._walk(JobStatus.RUNNING, now_ms, counts)
         for status in (JobStatus.QUEUED, JobStatus.RETRYING):
             await self._walk(status, now_ms, counts)
         for queue in self.queues:
@@ -102,46 +104,36 @@ class Reconciler:
     async def _walk(
         self, status: JobStatus, now_ms: float, counts: ReconcileCounts
     ) -> list[JobRecord]:
-        """Page through every tenant's index of ``status``; fix what the page shows wrong."""
-        index, rank, failed = self.keys.status_index(ALL_TENANTS, status), 0, []
+        """Page through every tenant's index of ``status``; fix what a page shows wrong."""
+        index, rank, ended = self.keys.status_index(ALL_TENANTS, status), 0, []
+        mode = "running" if status is JobStatus.RUNNING else "waiting"
+        fixed = [self.keys.job("{id}"), arq_in_progress(""), status.value, now_ms - self.grace_ms]
         while True:
             started = time.perf_counter()
-            ids = [i.decode() for i in await self.redis.zrange(index, rank, rank + self.batch - 1)]
-            pages = await self._read(ids)
+            reply = await self._page(keys=[index], args=[rank, self.batch, *fixed, mode])
             counts.timed(started)
-            counts.looked_at += len(ids)
+            seen, suspects = int(reply[0]), [bytes(i).decode() for i in reply[1:]]
+            counts.looked_at += seen
             moved = 0
-            for job_id, (fields, leased, queued) in zip(ids, pages, strict=True):
-                if leased or fields.get("status") != status.value:
-                    continue
-                if status is JobStatus.RUNNING:
-                    record = await self._fix_running(job_id, fields, now_ms, counts)
-                    moved += record is not None
-                    failed += [record] if record and record.is_terminal else []
-                elif not queued:
+            for job_id, fields in zip(suspects, await self._read(suspects), strict=True):
+                if status is not JobStatus.RUNNING:
                     await self._fix_waiting(job_id, fields, now_ms, counts)
-            rank += len(ids) - moved
-            if len(ids) < self.batch:
-                return failed
+                elif record := await self._fix_running(job_id, fields, now_ms, counts):
+                    moved += 1
+                    ended += [record] if record.is_terminal else []
+            rank += seen - moved
+            if seen < self.batch:
+                return ended
 
-    async def _read(self, ids: list[str]) -> list[tuple[dict[str, str], bool, bool]]:
-        """Per id: its record's fields, whether a lease exists, whether arq's queue has it."""
+    async def _read(self, ids: list[str]) -> list[dict[str, str]]:
+        """The fields a fix needs of each record, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hmget(self.keys.job(job_id), list(_FIELDS))
-                pipe.exists(arq_in_progress(job_id))
             replies = await pipe.execute()
-        records = [
-            {n: v.decode() for n, v in zip(_FIELDS, raw, strict=True) if v is not None}
-            for raw in replies[0::2]
-        ]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job_id, fields in zip(ids, records, strict=True):
-                pipe.zscore(fields.get("queue") or self.keys.queue("_none"), job_id)
-            scores = await pipe.execute()
-        leases = [bool(n) for n in replies[1::2]]
         return [
-            (f, lease, s is not None) for f, lease, s in zip(records, leases, scores, strict=True)
+            {n: v.decode() for n, v in zip(_FIELDS, raw, strict=True) if v is not None}
+            for raw in replies
         ]
 
     def _young(self, fields: Mapping[str, str], name: str, now_ms: float) -> bool:
