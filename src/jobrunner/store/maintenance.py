@@ -26,14 +26,12 @@ async def expire_overdue(
         job_id = raw.decode()
         change = Transition(
             target=JobStatus.EXPIRED,
-            allowed_from=frozenset({JobStatus.QUEUED}),
             fields={"finished_at": now_ms},
             audit=AuditEntry(at=datetime.now(tz=UTC), event="expired", status=JobStatus.EXPIRED),
         )
-        record = await store.transition(job_id, change, now_ms)
-        if record is not None:
+        if await store.transition(job_id, change, now_ms):
             expired += 1
             if on_expired is not None:
-                await on_expired(record)
+                await on_expired(await store.get(job_id))
         await store.redis.zrem(store.keys.expiring, job_id)
     return expired

@@ -31,6 +31,7 @@ from jobrunner.domain.status import JobStatus
 from jobrunner.store.codec import audit_json, decode_record, pairs_to_hash
 from jobrunner.store.jobs import JobStore, Transition
 from jobrunner.store.keys import ALL_TENANTS, arq_in_progress, arq_job
+from jobrunner.store.scripts import record_script
 
 __all__ = ["ArqPayload", "ReconcileCounts", "Reconciler"]
 
@@ -40,7 +41,6 @@ ArqPayload = Callable[[Mapping[str, str]], tuple[bytes, int]]
 _FIELDS = ("status", "started_at", "attempts", "max_tries", "queue", "task", "created_at",
            "updated_at", "expires_at", "scheduled_at", "next_attempt_at",
            "cancel_requested")  # fmt: skip
-_RUNNING_ONLY = frozenset({JobStatus.RUNNING})
 
 
 def _lua(name: str) -> str:
@@ -83,8 +83,7 @@ class Reconciler:
         self.batch = batch
         self.grace_ms = grace_ms
         self.payload = payload
-        wrapped = f"local function transition(KEYS, ARGV)\n{_lua('transition')}\nend\n"
-        self._running = self.redis.register_script(wrapped + _lua("reconcile_running"))
+        self._running = record_script(self.redis, "reconcile_running", with_transition=True)
         self._waiting = self.redis.register_script(_lua("reconcile_waiting"))
         self._orphans = self.redis.register_script(_lua("drop_orphans"))
         self._page = self.redis.register_script(_lua("reconcile_page"))
@@ -152,11 +151,11 @@ class Reconciler:
         change = (
             _ended(attempts, tries, now_ms, cancelled=cancelled) if not back else _requeue(attempts)
         )
-        keys, args = self.store.transition_call(job_id, change, now_ms)
+        _, args = self.store.transition_call(job_id, change, now_ms)
         payload, ttl = self.payload(fields) if back else (b"", 0)
         started = time.perf_counter()
         reply = await self._running(
-            keys=[*keys, arq_in_progress(job_id), arq_job(job_id), fields["queue"]],
+            keys=[arq_in_progress(job_id), arq_job(job_id), fields["queue"]],
             args=[
                 *args,
                 fields.get("started_at", ""),
@@ -234,7 +233,6 @@ def _requeue(attempts: int) -> Transition:
     note = "its worker is gone (the lease expired): back to the queue"
     return Transition(
         target=JobStatus.QUEUED,
-        allowed_from=_RUNNING_ONLY,
         fields={"worker_id": None},
         audit=AuditEntry(
             at=datetime.now(tz=UTC),
@@ -254,7 +252,6 @@ def _ended(attempts: int, tries: int, now_ms: float, *, cancelled: bool) -> Tran
         note = "its worker is gone (the lease expired) and a cancel was asked for"
         return Transition(
             target=JobStatus.CANCELLED,
-            allowed_from=_RUNNING_ONLY,
             fields={"finished_at": now_ms, "next_attempt_at": None},
             audit=AuditEntry(
                 at=at, event="cancelled", status=JobStatus.CANCELLED, attempt=attempts, message=note
@@ -268,7 +265,6 @@ def _ended(attempts: int, tries: int, now_ms: float, *, cancelled: bool) -> Tran
     )
     return Transition(
         target=JobStatus.FAILED,
-        allowed_from=_RUNNING_ONLY,
         fields={"finished_at": now_ms, "error": error, "next_attempt_at": None},
         audit=AuditEntry(
             at=at, event="failed", status=JobStatus.FAILED, attempt=attempts, error=error
