@@ -109,9 +109,9 @@ class Upkeep:
             grace_ms=s.reconcile_grace_seconds * 1000,
             payload=arq_payload(s),
         )
-        counts, failed = await reconciler.run(time.time() * 1000 if now_ms is None else now_ms)
+        counts, ended = await reconciler.run(time.time() * 1000 if now_ms is None else now_ms)
         if self.on_ended is not None:
-            for record in failed:
+            for record in ended:
                 await self.on_ended(record)
         timer = CallTimer(counts.calls, counts.longest_s)
         report = {
