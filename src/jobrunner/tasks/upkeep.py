@@ -71,7 +71,7 @@ class Upkeep:
     store: JobStore
     blobs: BlobStore
     settings: Settings
-    on_ended: Callable[[JobRecord], Awaitable[None]] | None = None  # webhooks of failed jobs
+    on_ended: Callable[[JobRecord], Awaitable[None]] | None = None  # webhooks of jobs it ends
 
     async def prune(self, now_ms: float | None = None) -> Report:
         started = time.perf_counter()
