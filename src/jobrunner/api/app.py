@@ -89,6 +89,7 @@ def create_app(
                 tasks = registry or build_registry(settings)
                 serving = await stack.enter_async_context(JobRunner(settings, tasks))
             app.state.services = ApiServices(settings, serving)
+            stack.push_async_callback(app.state.services.gate.aclose)
             await stack.enter_async_context(app.state.services.probe)
             yield
 

@@ -38,7 +38,12 @@ class ApiServices:
         self.api_keys = ApiKeys(redis, keys)
         self.limits = Limits(redis, keys)
         self.blob_index = BlobIndex(redis, keys, ttl_seconds=self.settings.blob_ttl_seconds)
-        self.gate = RequestGate(redis, keys, plan_rates=self.settings.plan_rate_limits)
+        self.gate = RequestGate(
+            redis,
+            keys,
+            plan_rates=self.settings.plan_rate_limits,
+            plan_quotas=self.settings.plan_quotas,
+        )
         self.probe = RedisProbe(redis)
 
     @property
