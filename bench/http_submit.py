@@ -21,18 +21,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+from raw_client import RawConnection, request_bytes  # beside this script
 from redis.asyncio import Redis
 
 from jobrunner.embedded import free_port, start_redis_server, stop_redis_server
@@ -95,6 +99,7 @@ class Load:
     pools: int
     start_at: float  # time.time() at which every process starts (warm-up included)
     seconds: float
+    client: str = "httpx"  # or "raw" (bench/raw_client.py)
 
 
 async def spawn(args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
@@ -123,23 +128,55 @@ def client_for(url: str, connections: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=url, limits=limits, timeout=30)
 
 
+Post = Callable[[], Awaitable[int]]  # one request; its status
+
+
+async def httpx_posters(load: Load) -> tuple[list[Post], Callable[[], Awaitable[None]]]:
+    pools = [client_for(load.url, -(-load.concurrency // load.pools)) for _ in range(load.pools)]
+
+    def poster(client: httpx.AsyncClient) -> Post:
+        async def post() -> int:
+            return (await client.post(load.path, json=BODY, headers=load.headers)).status_code
+
+        return post
+
+    async def close() -> None:
+        for client in pools:
+            await client.aclose()
+
+    return [poster(pools[i % load.pools]) for i in range(load.concurrency)], close
+
+
+async def raw_posters(load: Load) -> tuple[list[Post], Callable[[], Awaitable[None]]]:
+    parts = urlsplit(load.url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = request_bytes(load.path, BODY, load.headers, f"{host}:{port}")
+    connections = [await RawConnection.open(host, port) for _ in range(load.concurrency)]
+
+    async def close() -> None:
+        for connection in connections:
+            await connection.close()
+
+    return [functools.partial(c.post, request) for c in connections], close
+
+
 async def drive(load: Load) -> tuple[list[float], int, int, float]:
     """(latencies measured after the 1 s warm-up, errors, requests sent, client CPU seconds)."""
     latencies: list[float] = []
     errors = sent = 0
-    pools = [client_for(load.url, -(-load.concurrency // load.pools)) for _ in range(load.pools)]
+    make = raw_posters if load.client == "raw" else httpx_posters
+    posters, close = await make(load)
     await asyncio.sleep(max(0.0, load.start_at - time.time()))
     cpu, start = time.process_time(), time.perf_counter()
     measure_from, stop_at = start + 1.0, start + 1.0 + load.seconds
 
-    async def loop(client: httpx.AsyncClient) -> None:
+    async def loop(post: Post) -> None:
         nonlocal errors, sent
         while (now := time.perf_counter()) < stop_at:
             sent += 1
             try:
-                reply = await client.post(load.path, json=BODY, headers=load.headers)
-                ok = reply.status_code < 300
-            except httpx.HTTPError:
+                ok = await post() < 300
+            except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError):
                 ok = False
             took = time.perf_counter() - now
             if now >= measure_from:
@@ -148,10 +185,9 @@ async def drive(load: Load) -> tuple[list[float], int, int, float]:
                 else:
                     errors += 1
 
-    await asyncio.gather(*(loop(pools[i % load.pools]) for i in range(load.concurrency)))
+    await asyncio.gather(*(loop(post) for post in posters))
     cpu = time.process_time() - cpu
-    for client in pools:
-        await client.aclose()
+    await close()
     return latencies, errors, sent, cpu
 
 
@@ -166,10 +202,8 @@ async def run_load(
     share = [args.concurrency // args.processes] * args.processes
     share[0] += args.concurrency - sum(share)
     start_at = time.time() + (1.5 if args.processes > 1 else 0.0)
-    loads = [
-        Load(url, path, auth, n, max(1, args.pools // args.processes), start_at, args.seconds)
-        for n in share
-    ]
+    pools = max(1, args.pools // args.processes)
+    loads = [Load(url, path, auth, n, pools, start_at, args.seconds, args.client) for n in share]
     before = cpu_seconds(pid)
     if args.processes == 1:
         results = [await drive(loads[0])]
@@ -250,6 +284,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--pools", type=int, default=10, help="httpx clients sharing the load")
     parser.add_argument("--processes", type=int, default=1, help="client processes")
+    parser.add_argument(
+        "--client", choices=["httpx", "raw"], default="httpx", help="raw: bench/raw_client.py"
+    )
     return parser.parse_args()
 
 
@@ -267,8 +304,9 @@ async def main() -> None:
             await stop_redis_server(server)
     ratio = submit.rate / bare.rate if bare.rate else 0.0
     load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
+    client = f"{args.pools} httpx pools" if args.client == "httpx" else "raw connections"
     print(
-        f"concurrency {args.concurrency} over {args.pools} httpx pools in {args.processes} "
+        f"concurrency {args.concurrency} over {client} in {args.processes} "
         f"client process(es), {args.seconds:g} s each, one uvicorn process each; "
         f"{os.cpu_count()} CPUs, load average {load}"
     )
