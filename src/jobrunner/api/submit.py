@@ -107,7 +107,7 @@ class Prepared:
     """A submission checked and ready for the JobRunner."""
 
     request: EnqueueRequest
-    fingerprint: str
+    fingerprint: str | None  # what a repeated idempotency key is compared by
     key: str | None  # the idempotency key
 
 
@@ -145,7 +145,8 @@ async def _prepare(
         check_callback_url(sub.callback_url, allow_private=api.settings.connector_allow_private)
     await check_params_refs(api, principal.tenant, params)
     enqueue = _enqueue_request(sub, params, principal, plan, key, correlation_id(request.scope))
-    return Prepared(enqueue, _fingerprint(form), key)
+    fingerprint = _fingerprint(form) if key is not None else None  # compared only with a key
+    return Prepared(enqueue, fingerprint, key)
 
 
 def _idempotency_key(request: Request, body: dict[str, Any]) -> str | None:
