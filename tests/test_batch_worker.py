@@ -9,6 +9,7 @@ the lease.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import time
@@ -18,6 +19,7 @@ import pytest
 from arq.jobs import Job
 from arq.jobs import JobStatus as ArqStatus
 
+from jobrunner.domain.models import AuditEntry, JobError
 from jobrunner.domain.status import JobStatus
 from jobrunner.runtime import JobRunner
 from jobrunner.serializer import RemoteError, deserialize
@@ -25,6 +27,7 @@ from jobrunner.store.finishes import Ending, Finisher
 from jobrunner.store.keys import arq_in_progress, arq_job, arq_result, arq_retry
 from jobrunner.store.pickup import Claimed, Pickup
 from jobrunner.worker.batching import FinishBatcher
+from jobrunner.worker.outcomes import audit
 from jobrunner.worker.runner import WorkerRunner
 from tests.polling import eventually
 from tests.test_worker_processes import start_arq_worker, wait_running
@@ -208,3 +211,30 @@ async def test_arq_job_status_and_info_read_running_and_finished_jobs(
     failed = Job(flaky.id, runner.redis, _queue_name=flaky.queue, _deserializer=deserialize)
     with pytest.raises(RemoteError):
         await failed.result(timeout=1)
+
+
+def test_audit_entries_are_written_as_the_model_writes_them() -> None:
+    error = JobError(type="ValueError", code="task_error", message="no", attempt=2)
+    raw = audit("failed", status=JobStatus.FAILED, attempt=2, error=error, message=None)
+    entry = AuditEntry.model_validate_json(raw)
+    assert json.loads(raw) == json.loads(entry.model_dump_json(exclude_none=True))
+    assert (entry.event, entry.status, entry.attempt, entry.error) == ("failed", "failed", 2, error)
+
+
+async def test_a_plain_arq_job_is_adopted_or_failed_in_arq_terms(
+    runner: JobRunner, worker: WorkerRunner
+) -> None:
+    queue = runner.keys.queue("free")
+    plain = await runner.redis.enqueue_job("demo.echo", _queue_name=queue, sku="B2")
+    assert plain is not None
+    key = runner.keys.job(plain.job_id)
+    assert await eventually(lambda: runner.redis.exists(key), bool, timeout=5)  # adopted
+    done = await runner.wait(plain.job_id, timeout=10)
+    assert (done.status, done.attempts, done.plan) == (JobStatus.SUCCEEDED, 1, "free")
+    assert await plain.result(timeout=5) == {"sku": "B2"}  # arq's own reader
+
+    unknown = await runner.redis.enqueue_job("no.such.task", _queue_name=queue, x=1)
+    assert unknown is not None
+    with pytest.raises(RemoteError):  # no record to fail: arq's result says why
+        await unknown.result(timeout=10, poll_delay=0.05)
+    assert await runner.redis.exists(arq_job(unknown.job_id), runner.keys.job(unknown.job_id)) == 0

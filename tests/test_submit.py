@@ -107,11 +107,6 @@ async def test_arq_reads_a_submitted_job_as_its_own(runner: JobRunner) -> None:
     await runner.redis.delete(arq_job(twin.job_id))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker side (not this change): a job arq enqueued itself has no record and the "
-    "worker drops it ('job record unusable'); passes once the worker adopts such jobs",
-)
 async def test_a_job_enqueued_by_plain_arq_runs_on_our_workers(
     runner: JobRunner, worker: WorkerRunner
 ) -> None:

@@ -36,20 +36,26 @@ class Ending:
     score: int | None = None
     cancel_audit_json: str = ""
 
-    def args(self) -> list[str | bytes]:
-        return [
-            self.queue,
-            self.job_id,
-            "" if self.attempt is None else str(self.attempt),
-            self.kind,
-            self.target.value,
-            json.dumps(encode_fields(self.fields)),
-            self.audit_json,
-            self.result_json or "",
-            self.arq_result or b"",
-            "" if self.score is None else str(self.score),
-            self.cancel_audit_json,
-        ]
+    def wire(self) -> dict[str, Any]:
+        """As finish.lua reads it (absent keys: none)."""
+        e: dict[str, Any] = {
+            "q": self.queue,
+            "id": self.job_id,
+            "a": "" if self.attempt is None else str(self.attempt),
+            "k": self.kind,
+            "t": self.target.value,
+            "f": encode_fields(self.fields),
+            "au": self.audit_json,
+        }
+        if self.result_json is not None:
+            e["r"] = self.result_json
+        if self.arq_result is not None:
+            e["ar"] = self.arq_result.decode()
+        if self.score is not None:
+            e["s"] = self.score
+        if self.cancel_audit_json:
+            e["ca"] = self.cancel_audit_json
+        return e
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +73,6 @@ class Finisher:
         self._layout = layout_args(keys, record_ttl=record_ttl, result_ttl=result_ttl)
 
     async def finish(self, endings: Sequence[Ending], now_ms: float, worker_id: str) -> list[Ended]:
-        args: list[Any] = [*self._layout, repr(now_ms), worker_id]
-        for ending in endings:
-            args += ending.args()
-        reply = await self._script(keys=[], args=args)
+        batch = json.dumps([e.wire() for e in endings], separators=(",", ":"))
+        reply = await self._script(keys=[], args=[*self._layout, repr(now_ms), worker_id, batch])
         return [Ended(int(code) == 1, bytes(status).decode()) for code, status in reply]

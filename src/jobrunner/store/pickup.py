@@ -116,10 +116,12 @@ class Pickup:
         record_ttl: int,
         result_ttl: int,
         tasks: Iterable[str],
+        leave_missing_ms: int = 0,
     ) -> None:
         self._script = record_script(redis, "start")
         self._layout = layout_args(keys, record_ttl=record_ttl, result_ttl=result_ttl)
         self._tasks = "," + ",".join(tasks) + ","
+        self._leave_missing_ms = leave_missing_ms  # see start.lua's ARGV 24
 
     async def claim(
         self, queue: str, *, wanted: int, now_ms: int, scan: int, lease_ms: int, worker_id: str
@@ -135,6 +137,7 @@ class Pickup:
             worker_id,
             iso_ms(now_ms),
             self._tasks,
+            self._leave_missing_ms,
         ]
         reply = await self._script(keys=[queue], args=args)
         next_due = int(float(reply[0])) if float(reply[0]) >= 0 else None

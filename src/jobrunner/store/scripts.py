@@ -39,10 +39,15 @@ def transitions_lua() -> str:
     return ", ".join(rows)
 
 
-def record_script(redis: Redis, name: str) -> AsyncScript:
-    """Register ``lua/<name>.lua`` with the record lib (and the lifecycle table) before it."""
+def record_script(redis: Redis, name: str, *, with_transition: bool = False) -> AsyncScript:
+    """Register ``lua/<name>.lua`` with the record lib (and the lifecycle table) before it;
+    ``with_transition``: transition.lua's body too, as ``local function transition(KEYS, ARGV)``
+    (ARGV 1-16 stay the layout the lib reads)."""
     lib = lua_source(_LIB).replace(_PLACEHOLDER, transitions_lua())
-    return redis.register_script(lib + "\n" + lua_source(name))
+    middle = ""
+    if with_transition:
+        middle = f"local function transition(KEYS, ARGV)\n{lua_source('transition')}\nend\n"
+    return redis.register_script(lib + "\n" + middle + lua_source(name))
 
 
 def layout_args(keys: Keys, *, record_ttl: int, result_ttl: int) -> list[str]:

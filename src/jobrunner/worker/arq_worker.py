@@ -20,11 +20,14 @@ from arq.utils import timestamp_ms
 from arq.worker import Function, Worker, func
 from redis.exceptions import RedisError
 
+from jobrunner.admission import Admission
 from jobrunner.domain.status import JobStatus
 from jobrunner.errors import RecordCorruptError
 from jobrunner.registry import Task
 from jobrunner.serializer import deserialize, serialize
+from jobrunner.store.finishes import Ended, Ending
 from jobrunner.store.pickup import Claimed, ExpiredAtPickup, MissingAtPickup, Pickup
+from jobrunner.worker.adoption import adopt
 from jobrunner.worker.capacity import SharedCapacity
 from jobrunner.worker.execution import EndFn, Services, attempt_of, run_claimed
 from jobrunner.worker.missing_task import handle_missing
@@ -49,6 +52,7 @@ class JobRunnerWorker(Worker):
         tasks: Mapping[str, Task[Any]],
         services: Services,
         end: EndFn,
+        admission: Admission | None = None,
         queue_name: str,
         plan: str,
         capacity: SharedCapacity,
@@ -85,7 +89,9 @@ class JobRunnerWorker(Worker):
         self.services = services
         self._tasks_by_name = tasks
         self._end = end
+        self.admission = admission
         self._begun: set[str] = set()  # attempts whose coroutine has started
+        self._freed: set[str] = set()  # attempts whose slot was given back (ending written)
         self._settling: set[asyncio.Future[object]] = set()  # interruptions being written
         self._pickup = Pickup(
             redis_pool,
@@ -93,6 +99,9 @@ class JobRunnerWorker(Worker):
             record_ttl=services.store.record_ttl,
             result_ttl=services.store.result_ttl,
             tasks=tasks,
+            # a job of a task this worker lacks is left to the workers that have it for one
+            # poll interval after it is due: they sleep until exactly then
+            leave_missing_ms=int(idle_poll_seconds * 1000),
         )
 
     def task_for(self, function_name: str) -> Task[Any] | None:
@@ -132,7 +141,8 @@ class JobRunnerWorker(Worker):
             self.queue_name,
             wanted=free_slots,
             now_ms=timestamp_ms(),
-            scan=max(self.scan_limit, free_slots * 10),
+            # running jobs sit past the due range: a little slack covers lapsing leases
+            scan=min(self.scan_limit, free_slots * 2 + 16),
             lease_ms=int(self.in_progress_timeout_s * 1000),
             worker_id=self.services.worker_id,
         )
@@ -160,9 +170,16 @@ class JobRunnerWorker(Worker):
     async def _run(self, job: Claimed) -> None:
         self._begun.add(job.job_id)
         attempt = attempt_of(job, self.queue_name)
-        status = await run_claimed(
-            self.services, self.task_for(attempt.function), attempt, self._end
-        )
+        if job.record is None and self.admission is not None:  # a plain arq client's job
+            await adopt(self.services, self.admission, attempt, self.plan, self._end)
+            return
+
+        async def end(ending: Ending) -> Ended:
+            # the task is over: its slot is free while the ending is written (with others)
+            self._free(job.job_id)
+            return await self._end(ending)
+
+        status = await run_claimed(self.services, self.task_for(attempt.function), attempt, end)
         if status == JobStatus.SUCCEEDED:
             self.jobs_complete += 1
         elif status in (JobStatus.FAILED, JobStatus.CANCELLED):
@@ -177,10 +194,17 @@ class JobRunnerWorker(Worker):
             self.services, job.job_id, job.plan, JobStatus.EXPIRED, None, job.callback_url
         )
 
+    def _free(self, job_id: str) -> None:
+        """Give the job's slot back (once)."""
+        if job_id not in self._freed:
+            self._freed.add(job_id)
+            self.job_counter -= 1
+            self.capacity.finished(self.plan)
+
     def _done(self, job: Claimed, task: asyncio.Task[None]) -> None:
         self.tasks.pop(job.job_id, None)
-        self.job_counter -= 1
-        self.capacity.finished(self.plan)
+        self._free(job.job_id)
+        self._freed.discard(job.job_id)
         if task.cancelled() and job.job_id not in self._begun:
             # cancelled before its first step (a stop right after the claim): nothing ran,
             # the job goes back to the queue as an interrupted attempt would
@@ -194,7 +218,12 @@ class JobRunnerWorker(Worker):
         """Run ``work`` in the background; ``settle()`` waits for it."""
         task = asyncio.ensure_future(work)
         self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Future[object]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background job write failed", exc_info=task.exception())
 
     async def settle(self) -> None:
         """Wait for the background writes of this worker (interruptions, expiries)."""

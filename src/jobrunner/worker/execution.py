@@ -19,7 +19,6 @@ from jobrunner.context import JobContext, bind_job_logger
 from jobrunner.domain.models import JobError
 from jobrunner.errors import JobRunnerError, TaskError
 from jobrunner.registry import Task
-from jobrunner.serializer import deserialize
 from jobrunner.store.blobindex import job_blobs
 from jobrunner.store.finishes import Ended, Ending
 from jobrunner.store.pickup import Claimed, StartedRecord
@@ -43,7 +42,7 @@ EndFn = Callable[[Ending], Awaitable[Ended]]
 def attempt_of(job: Claimed, queue: str) -> Attempt:
     """arq's payload fields of a claimed job (a payload that does not decode: no function)."""
     try:
-        d = deserialize(job.payload)
+        d = json.loads(job.payload)  # arq's payload, JSON (see serializer.py)
         return Attempt(job, str(d["f"]), dict(d.get("k") or {}), int(d.get("et") or 0), queue)
     except (ValueError, KeyError, TypeError):
         return Attempt(job, "", {}, 0, queue)
@@ -81,7 +80,8 @@ async def run_claimed(
     with structlog.contextvars.bound_contextvars(
         job_id=record.id, tenant=record.tenant, correlation_id=record.correlation_id
     ):
-        log.debug("job started", attempt=a.number, task=task.name)
+        if services.settings.log_level.lower() == "debug":
+            log.debug("job started", attempt=a.number, task=task.name)
         return await _run_started(services, task, a, record, end)
 
 

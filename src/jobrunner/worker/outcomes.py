@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from jobrunner.callbacks import Callbacks
 from jobrunner.domain.durations import DurationRecorder
 from jobrunner.domain.minutes import MinuteRecorder
-from jobrunner.domain.models import AuditEntry, JobError
+from jobrunner.domain.models import JobError
 from jobrunner.domain.retry import RetryPolicy, next_delay, should_retry
 from jobrunner.domain.status import TERMINAL, JobStatus
 from jobrunner.registry import Task
@@ -27,7 +27,6 @@ from jobrunner.serializer import serialize
 from jobrunner.settings import Settings
 from jobrunner.store.blobindex import job_blobs
 from jobrunner.store.blobs import BlobStore
-from jobrunner.store.codec import audit_json
 from jobrunner.store.finishes import Ended, Ending
 from jobrunner.store.jobs import JobStore
 from jobrunner.store.pickup import Claimed, StartedRecord
@@ -51,6 +50,11 @@ class Services:
     loop: asyncio.AbstractEventLoop | None = None
     running: set[str] = field(default_factory=set)
 
+    @property
+    def chatty(self) -> bool:
+        """Whether info lines are logged (skipping them saves a logger per job otherwise)."""
+        return self.settings.log_level.lower() in ("debug", "info")
+
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
@@ -73,7 +77,16 @@ def now_ms() -> float:
 
 
 def audit(event: str, **fields: Any) -> str:
-    return audit_json(AuditEntry(at=datetime.now(tz=UTC), event=event, **fields))
+    """An audit entry's JSON, as ``AuditEntry.model_dump_json(exclude_none=True)`` writes it
+    (built directly: this runs for every attempt)."""
+    at = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
+    entry: dict[str, Any] = {"at": at, "event": event}
+    for name, value in fields.items():
+        if isinstance(value, BaseModel):
+            entry[name] = value.model_dump(mode="json", exclude_none=True)
+        elif value is not None:
+            entry[name] = value
+    return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
 
 
 def arq_result(a: Attempt, success: bool, value: Any) -> bytes | None:
@@ -227,7 +240,8 @@ async def after_end(services: Services, a: Attempt, ending: Ending, ended: Ended
         return None
     status = JobStatus(ended.status)
     if status is JobStatus.SUCCEEDED:
-        log.info("job succeeded", attempt=a.number)
+        if services.chatty:
+            log.info("job succeeded", attempt=a.number)
     elif status is JobStatus.FAILED:
         error = ending.fields.get("error")
         code = error.code if isinstance(error, JobError) else None

@@ -23,6 +23,7 @@ from arq.connections import ArqRedis
 from arq.cron import CronJob
 from arq.worker import Worker
 
+from jobrunner.admission import Admission
 from jobrunner.callbacks import Callbacks
 from jobrunner.domain.shares import split_concurrency
 from jobrunner.registry import Registry
@@ -118,6 +119,7 @@ class WorkerRunner:
                 tasks=tasks,
                 services=self.services,
                 end=self._batch.end,
+                admission=Admission(self.settings, self.registry, self.keys),
                 queue_name=queue,
                 plan=plan,
                 capacity=self.capacity,

@@ -7,7 +7,8 @@
 -- KEYS: 1 arq queue zset
 -- ARGV: 1-16 the layout, 17 now ms, 18 max jobs, 19 entries to look at, 20 lease ms,
 --       21 worker id, 22 now as an ISO time (audit entries), 23 the worker's task names
---       (',a,b,': a job of another task is returned as 'missing', its record untouched)
+--       (',a,b,': a job of another task is returned as 'missing', its record untouched),
+--       24 ms a job of another task is left to the workers that have it once it is due
 -- Returns {next_due or -1, job, job, ...}; a job is {id, 'run', score, try, payload, params,
 -- timeout_seconds, max_tries, interruptions, tenant, task, plan, correlation_id,
 -- callback_url, priority}, {id, 'arq', score, try, payload} (no record: a plain arq job) or
@@ -54,14 +55,24 @@ local function start(id, key, r, try)
   publish_status(named(L.events, id), id, 'running', r[15], r[16], try, now)
 end
 
+local function lacks(task)
+  return task and not string.find(ARGV[23], ',' .. task .. ',', 1, true)
+end
+
 local function pick(id, score)
-  local payload = redis.call('GET', L.arq_job .. id)
-  local try = redis.call('INCR', L.arq_retry .. id)
-  redis.call('EXPIRE', L.arq_retry .. id, 88400)
   local key = named(L.record, id)
   local r = redis.call('HMGET', key, 'status', 'tenant', 'task', 'plan', 'created_at', 'attempts',
     'cancel_requested', 'expires_at', 'params', 'timeout_seconds', 'max_tries', 'interruptions',
     'correlation_id', 'callback_url', 'progress', 'message', 'priority')
+  if lacks(r[3]) and now - tonumber(score) < tonumber(ARGV[24]) then
+    -- due only just now: left a moment to the workers that have its task (they woke for it)
+    redis.call('DEL', L.arq_lease .. id)
+    redis.call('ZADD', queue, 'XX', score, id)
+    return nil
+  end
+  local payload = redis.call('GET', L.arq_job .. id)
+  local try = redis.call('INCR', L.arq_retry .. id)
+  if try == 1 then redis.call('EXPIRE', L.arq_retry .. id, 88400) end  -- arq's TTL
   if not r[1] then
     if not payload then drop(id) return nil end
     return {id, 'arq', score, try, payload}
@@ -78,7 +89,7 @@ local function pick(id, score)
     drop(id)
     return {id, 'corrupt'}
   end
-  if not string.find(ARGV[23], ',' .. r[3] .. ',', 1, true) then
+  if lacks(r[3]) then
     return {id, 'missing', score, try, r[3], r[4] or '', r[14]}
   end
   start(id, key, r, try)
