@@ -134,7 +134,7 @@ class Admission:
             expires_ms=expires,
         )
         ready = scheduled <= now_ms
-        # a deferred job's score rounds up: it never becomes due before its scheduled_at
+        # arq's score is whole ms: a deferred job's is rounded up, never eligible before its time
         score = int(scheduled - req.priority * PRIORITY_STEP_MS) if ready else math.ceil(scheduled)
         arq_ttl = int((expires or scheduled) - now_ms + self.settings.job_key_ttl_seconds * 1000)
         return Admitted(new, task, self.keys.queue(plan), score, arq_ttl, params)
