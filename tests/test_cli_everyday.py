@@ -113,7 +113,7 @@ def test_list_workers_and_cancel_as_text(
     assert everyone[-1] == "1-1 of 2 (all tenants); more with --offset 1"
     assert invoke("list", "--tenant", "nobody").stdout == "no jobs (tenant nobody)\n"
     workers = invoke("workers").stdout.splitlines()
-    assert workers[0].split() == ["WORKER", "QUEUES", "RUNNING", "DONE", "FAILED", "SEEN"]
+    assert workers[0].split() == ["WORKER", "QUEUES", "RUNNING", "DONE", "FAILED", "SEEN", "TASKS"]
     assert workers[1].split()[1:3] == ["pro,free", "0/4"]
     cancelled = invoke("cancel", deferred[:8])
     assert cancelled.stdout == f"job {deferred} cancelled (it had not started)\n"

@@ -4,6 +4,7 @@ a worker whose stop is asked for twice stops its jobs at once."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -85,20 +86,23 @@ async def test_enqueue_warns_when_no_live_worker_serves_the_queue(
 
 
 async def test_unserved_queues_are_looked_up_at_most_every_few_seconds() -> None:
-    asked: list[str] = []
+    asked = [0]
     now = [100.0]
 
-    async def serves(plan: str) -> bool:
-        asked.append(plan)
-        return True
+    async def live() -> list[dict[str, Any]]:
+        asked[0] += 1
+        return [{"id": "w", "queues": ["pro"], "tasks": ["demo.echo"]}]
 
-    check = UnservedQueues(serves, every=5.0, clock=lambda: now[0])
-    await check.check("pro")
-    await check.check("pro")
-    await check.check("free")
-    now[0] += 5.0
-    await check.check("pro")
-    assert asked == ["pro", "free", "pro"]
+    check = UnservedQueues(live, every=5.0, clock=lambda: now[0])
+    with capture_logs() as logs:
+        await check.check("pro", "demo.echo")
+        await check.check("pro", "demo.echo")
+        await check.check("free", "demo.echo")
+        await check.check("pro", "demo.sleep")
+        now[0] += 5.0
+        await check.check("pro", "demo.echo")
+    assert asked[0] == 4
+    assert [(e["queue"], e.get("task")) for e in logs] == [("free", None), ("pro", "demo.sleep")]
 
 
 async def test_asked_twice_to_stop_a_worker_stops_running_jobs_at_once(

@@ -105,3 +105,10 @@ def test_params_line() -> None:
     assert params_line(ValidateParams.model_json_schema()) == (
         "input_uri (required), ruleset, marketplace, category, delimiter, encoding, auto_fix=false"
     )
+
+
+def test_names_fit_a_short_column() -> None:
+    assert show.names(["demo.echo", "demo.sleep"]) == "demo.echo,demo.sleep"
+    many = [f"task.number_{i}" for i in range(6)]
+    assert show.names(many, width=30) == "task.number_0,task.number_1 +4"
+    assert show.names([]) == "-" and show.names(None) == "?"

@@ -14,14 +14,14 @@ from typing import Any
 
 from arq.jobs import serialize_job
 
-from jobrunner.domain.models import AuditEntry
+from jobrunner.domain.models import AuditEntry, JobRecord, ms_to_dt
 from jobrunner.domain.status import JobStatus
 from jobrunner.errors import InvalidInputError, InvalidOverrideError, ParamsTooLargeError
 from jobrunner.registry import Registry, Task
 from jobrunner.serializer import serialize
 from jobrunner.settings import Settings
 from jobrunner.store.codec import dumps
-from jobrunner.store.jobs import ArqEnqueue, NewJob
+from jobrunner.store.creation import ArqEnqueue, NewJob
 from jobrunner.store.keys import Keys
 from jobrunner.submission import EnqueueRequest
 
@@ -44,6 +44,7 @@ class Admitted:
     queue: str
     score_ms: int
     arq_ttl_ms: int
+    params: dict[str, Any]  # as stored (params_json decoded), for the record handed back
 
     @property
     def ready_now(self) -> bool:
@@ -63,6 +64,41 @@ class Admitted:
             queue=self.queue, payload=payload, ttl_ms=self.arq_ttl_ms, score=self.score_ms
         )
 
+    def record(self) -> JobRecord:
+        """The record as created, built from what was admitted (no Redis read, no decode).
+        Every field is given: model_construct then skips resolving defaults, too."""
+        f = self.new.fields
+        return JobRecord.model_construct(
+            id=self.new.job_id,
+            task=self.task.name,
+            params=self.params,
+            status=JobStatus.QUEUED,
+            progress=0.0,
+            message=None,
+            attempts=0,
+            max_tries=f["max_tries"],
+            interruptions=0,
+            queue=self.queue,
+            plan=f["plan"],
+            priority=f["priority"],
+            tenant=self.new.tenant,
+            correlation_id=f["correlation_id"],
+            idempotency_key=f["idempotency_key"],
+            timeout_seconds=float(f["timeout_seconds"]),
+            created_at=datetime.fromtimestamp(f["created_at"] / 1000, tz=UTC),
+            scheduled_at=datetime.fromtimestamp(f["scheduled_at"] / 1000, tz=UTC),
+            expires_at=ms_to_dt(f["expires_at"]),
+            started_at=None,
+            finished_at=None,
+            next_attempt_at=None,
+            cancel_requested=False,
+            worker_id=None,
+            error=None,
+            result_ref=None,
+            callback_url=f["callback_url"],
+            retry_of=f["retry_of"],
+        )
+
 
 class Admission:
     """Checks a request against the registry and settings, and lays out its record."""
@@ -75,7 +111,7 @@ class Admission:
     def admit(self, req: EnqueueRequest, now_ms: float, fingerprint: str | None = None) -> Admitted:
         """``fingerprint`` is what an idempotency key is compared by (default: task + params)."""
         task = self.registry.get(req.task)
-        params_json = self._params_json(task, req)
+        params, params_json = self._params(task, req)
         plan = req.plan or task.queue or self.settings.default_plan
         if plan not in self.settings.plans:
             plans = list(self.settings.plans)
@@ -92,15 +128,14 @@ class Admission:
             fields=fields,
             created_ms=now_ms,
             audit=AuditEntry(at=datetime.now(tz=UTC), event="enqueued", status=JobStatus.QUEUED),
-            fingerprint=fingerprint
-            or hashlib.sha256(f"{task.name}\0{params_json}".encode()).hexdigest(),
+            fingerprint=_fingerprint(req, task, params_json, fingerprint),
             idempotency_key=req.idempotency_key,
             expires_ms=expires,
         )
         ready = scheduled <= now_ms
         score = int(scheduled - (req.priority * PRIORITY_STEP_MS if ready else 0))
         arq_ttl = int((expires or scheduled) - now_ms + self.settings.job_key_ttl_seconds * 1000)
-        return Admitted(new, task, self.keys.queue(plan), score, arq_ttl)
+        return Admitted(new, task, self.keys.queue(plan), score, arq_ttl, params)
 
     def _check_schedule(self, req: EnqueueRequest, ahead_ms: float) -> None:
         """How far ahead a job starts, and how long it may wait, are bounded by settings."""
@@ -121,14 +156,16 @@ class Admission:
                 limit=s.max_ttl_seconds,
             )
 
-    def _params_json(self, task: Task[Any], req: EnqueueRequest) -> str:
+    def _params(self, task: Task[Any], req: EnqueueRequest) -> tuple[dict[str, Any], str]:
+        """The params as the task's model reads them, and as stored (JSON)."""
         limit = self.settings.max_params_bytes
         raw_size = len(dumps(req.params).encode())
         if raw_size > limit:
             raise ParamsTooLargeError(
                 f"params are {raw_size} bytes; the limit is {limit}", size=raw_size, limit=limit
             )
-        return dumps(task.parse(req.params).model_dump(mode="json"))
+        params = task.parse(req.params).model_dump(mode="json")
+        return params, dumps(params)
 
     def _fields(
         self,
@@ -186,6 +223,13 @@ class Admission:
                 limit=tries_limit,
             )
         return timeout, max_tries
+
+
+def _fingerprint(req: EnqueueRequest, task: Task[Any], params_json: str, given: str | None) -> str:
+    """What a repeated idempotency key is compared by; nothing to compare without a key."""
+    if req.idempotency_key is None:
+        return ""
+    return given or hashlib.sha256(f"{task.name}\0{params_json}".encode()).hexdigest()
 
 
 def _scheduled_ms(req: EnqueueRequest, now_ms: float) -> float:

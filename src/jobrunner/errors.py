@@ -11,6 +11,8 @@ Every error carries a stable ``code`` (what clients and failed job records show)
     ├── NotFoundError
     │   ├── JobNotFoundError         unknown or malformed job id
     │   ├── UnknownTaskError         task name not registered (lists the known ones)
+    │   ├── TaskNotRegisteredError   the worker that pulled a job has not its task (nor has
+    │   │                            another live worker on the queue); ends on the record
     │   └── BlobNotFoundError
     ├── BlobTooLargeError            a streamed blob passed its size limit
     ├── InvalidInputError
@@ -85,6 +87,10 @@ class UnknownTaskError(NotFoundError):
     def __init__(self, name: str, known: list[str]) -> None:
         listing = ", ".join(sorted(known)) or "(none registered)"
         super().__init__(f"unknown task {name!r}; known tasks: {listing}", task=name, known=known)
+
+
+class TaskNotRegisteredError(NotFoundError):
+    code = "task_not_registered"
 
 
 class BlobNotFoundError(NotFoundError):

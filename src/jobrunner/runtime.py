@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -38,10 +37,11 @@ from jobrunner.serving import UnservedQueues
 from jobrunner.settings import Settings
 from jobrunner.store.blob_backends import blob_store
 from jobrunner.store.blobs import BlobStore
-from jobrunner.store.codec import decode_record, encode_fields
+from jobrunner.store.coalesce import Coalescer
 from jobrunner.store.connection import connect, unavailable_reason
+from jobrunner.store.creation import Created
 from jobrunner.store.events import EventFeed
-from jobrunner.store.jobs import JobStore, NewJob, Transition, valid_job_id
+from jobrunner.store.jobs import JobStore, valid_job_id
 from jobrunner.store.keys import ALL_TENANTS, Keys
 from jobrunner.store.lookup import resolve_job_id
 from jobrunner.store.metrics import MetricsSnapshot, read_metrics
@@ -84,7 +84,8 @@ class JobRunner:
         blobs: BlobStore | None = None,
         warn_unserved: bool = True,
     ) -> None:
-        """``warn_unserved``: log a warning when jobs land on a queue no live worker consumes."""
+        """``warn_unserved``: log a warning when jobs land on a queue no live worker consumes,
+        or whose live workers lack the job's task."""
         self.settings = settings
         self.registry = registry
         self.keys = Keys(settings.key_prefix)
@@ -93,9 +94,10 @@ class JobRunner:
         self._redis: ArqRedis | None = None
         self._store: JobStore | None = None
         self._callbacks: Callbacks | None = None
+        self._creates: Coalescer[Admitted, Created] | None = None
         self.redis_url: str = settings.redis_url or ""
         self._admission = Admission(settings, registry, self.keys)
-        self._unserved = UnservedQueues(self.serves) if warn_unserved else None
+        self._unserved = UnservedQueues(self.workers) if warn_unserved else None
 
     async def __aenter__(self) -> JobRunner:
         await self.start()
@@ -125,12 +127,15 @@ class JobRunner:
             idempotency_ttl=s.idempotency_ttl_seconds,
         )
         self._callbacks = Callbacks(s, self.registry, self._store)
+        self._creates = Coalescer(self._create_batch)
+        self._stack.push_async_callback(self._creates.aclose)
 
     async def aclose(self) -> None:
         await self._stack.aclose()
         self._redis = None
         self._store = None
         self._callbacks = None
+        self._creates = None
 
     @property
     def redis(self) -> ArqRedis:
@@ -143,6 +148,13 @@ class JobRunner:
         if self._store is None:
             raise RuntimeError("JobRunner is not started: use 'async with JobRunner(...)'")
         return self._store
+
+    @property
+    def creates(self) -> Coalescer[Admitted, Created]:
+        """Single submits made in one loop iteration go to Redis as one pipeline."""
+        if self._creates is None:
+            raise RuntimeError("JobRunner is not started: use 'async with JobRunner(...)'")
+        return self._creates
 
     def _guard(
         self, operation: str, scale: int = 1
@@ -163,7 +175,7 @@ class JobRunner:
         return await self.submit(parse_request({"task": name, "params": raw, **options}))
 
     async def submit(self, request: EnqueueRequest) -> JobRecord:
-        """Enqueue a validated request through arq's ``enqueue_job``."""
+        """Enqueue a validated request: record, indices and arq's entry in one Lua call."""
         return (await self.submit_or_replay(request)).record
 
     async def submit_or_replay(
@@ -175,45 +187,18 @@ class JobRunner:
         API compares whole request bodies."""
         prepared = self._admission.admit(request, _now_ms(), fingerprint)
         async with self._guard("enqueue"):
-            job_id, created = await self.store.create(prepared.new)
+            job_id, created = await self.creates.call(prepared)
             if not created:
                 return Submitted(await self.store.get(job_id), replayed=True)
-            await self._arq_enqueue(prepared)
-        record = _record_of(prepared.new)
+        record = prepared.record()
         if self._unserved:
-            await self._unserved.check(record.plan)
+            await self._unserved.check(record.plan, record.task)
         return Submitted(record, replayed=False)
 
-    async def _arq_enqueue(self, p: Admitted) -> None:
-        try:
-            await self.redis.enqueue_job(
-                p.task.name,
-                _job_id=p.new.job_id,
-                _queue_name=p.queue,
-                _defer_until=datetime.fromtimestamp(p.score_ms / 1000, tz=UTC),
-                _expires=timedelta(milliseconds=p.arq_ttl_ms),
-                **p.arq_kwargs,
-            )
-            if p.ready_now:
-                await self.redis.publish(self.keys.wake, p.queue)
-        except BaseException:
-            await self._mark_enqueue_failed(p.new.job_id)
-            raise
-
-    async def _mark_enqueue_failed(self, job_id: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.store.transition(
-                job_id,
-                Transition(
-                    target=JobStatus.FAILED,
-                    allowed_from=frozenset({JobStatus.QUEUED}),
-                    fields={"finished_at": _now_ms()},
-                    audit=AuditEntry(
-                        at=datetime.now(tz=UTC), event="failed", message="enqueue_failed"
-                    ),
-                ),
-                _now_ms(),
-            )
+    async def _create_batch(self, batch: Sequence[Admitted]) -> Sequence[Created | Exception]:
+        """The single submits of one loop iteration, as one pipeline of one Lua call each."""
+        wake = sorted({p.queue for p in batch if p.ready_now})
+        return await self.store.creator.create_batch([(p.new, p.arq_entry()) for p in batch], wake)
 
     async def enqueue_many(
         self, requests: Sequence[EnqueueRequest | dict[str, Any]]
@@ -227,10 +212,10 @@ class JobRunner:
             outcomes = await self.store.create_many(entries, wake)
             records: list[JobRecord] = []
             for p, (job_id, created) in zip(prepared, outcomes, strict=True):
-                records.append(_record_of(p.new) if created else await self.store.get(job_id))
+                records.append(p.record() if created else await self.store.get(job_id))
         if self._unserved:
-            for plan in sorted({r.plan for r in records}):
-                await self._unserved.check(plan)
+            for plan, task in sorted({(r.plan, r.task) for r in records}):
+                await self._unserved.check(plan, task)
         return records
 
     async def serves(self, plan: str) -> bool:
@@ -373,11 +358,6 @@ class JobRunner:
         except TimeoutError as exc:
             raise WaitTimeoutError(f"job {job_id} not finished after {timeout}s") from exc
         return await self.get(job_id)
-
-
-def _record_of(new: NewJob) -> JobRecord:
-    encoded = {k: v for k, v in encode_fields(new.fields).items() if v is not None}
-    return decode_record({k.encode(): v.encode() for k, v in encoded.items()}, new.job_id)
 
 
 def _snapshot(record: JobRecord) -> JobEvent:

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     progress_interval_seconds: float = Field(default=0.25, ge=0)
     max_interruptions: int = Field(default=5, ge=1)
+    task_bounce_limit: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Times a worker without a job's task puts it back for one that has it.",
+    )
     redis_timeout_seconds: float = Field(default=5.0, gt=0)
     demo_tasks: bool = False
     pipeline_tasks: bool = True

@@ -154,6 +154,7 @@ async def test_workers_lists_live_workers_with_what_they_run(
     assert entry["id"] == worker.worker_id
     assert entry["pid"] == os.getpid()
     assert entry["queues"] == list(api.settings.worker_queues)
+    assert "demo.sleep" in entry["tasks"] and entry["tasks"] == sorted(entry["tasks"])
     assert entry["concurrency"] == api.settings.concurrency
     assert str(entry["started_at"]).endswith("Z") and str(entry["last_seen"]).endswith("Z")
     assert str(entry["started_at"]) <= str(entry["last_seen"])

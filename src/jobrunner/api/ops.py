@@ -56,6 +56,7 @@ class WorkerView(BaseModel):
     pid: int
     host: str
     queues: list[str]
+    tasks: list[str] | None = None  # what it can run; None: a worker too old to say
     running: int
     concurrency: int
     started_at: UtcTime | None
@@ -72,6 +73,7 @@ def worker_view(entry: dict[str, Any]) -> WorkerView:
         pid=entry["pid"],
         host=entry["host"],
         queues=entry["queues"],
+        tasks=entry.get("tasks"),
         running=entry.get("jobs_running", 0),
         concurrency=entry.get("concurrency", 0),
         started_at=ms_to_dt(entry.get("started_at_ms")),

@@ -16,6 +16,7 @@ from jobrunner.cli.common import dump, record_json, warn
 from jobrunner.cli.show import outcome, pretty, short
 from jobrunner.domain.models import JobRecord
 from jobrunner.domain.status import WAITING, JobStatus
+from jobrunner.domain.task_routing import Coverage, coverage
 from jobrunner.errors import WaitTimeoutError
 from jobrunner.runtime import JobRunner
 
@@ -46,14 +47,22 @@ def announce(
 
 
 async def check_served(runner: JobRunner, record: JobRecord) -> bool:
-    """Say so when no live worker consumes the job's queue (it would wait for one)."""
-    if record.is_terminal or await runner.serves(record.plan):
+    """Say so when no live worker consumes the job's queue (it would wait for one), or none
+    of those that do has its task (one of them fails it)."""
+    if record.is_terminal:
         return True
-    warn(
-        f"no worker is serving queue {record.plan!r}: the job waits until one starts "
-        "(`jobrunner up` or `jobrunner worker`; see `jobrunner workers`)"
-    )
-    return False
+    found = coverage(await runner.workers(), record.plan, record.task)
+    if found is Coverage.NO_WORKER:
+        warn(
+            f"no worker is serving queue {record.plan!r}: the job waits until one starts "
+            "(`jobrunner up` or `jobrunner worker`; see `jobrunner workers`)"
+        )
+    elif found is Coverage.NO_TASK:
+        warn(
+            f"no live worker on queue {record.plan!r} has task {record.task!r}: the job fails "
+            "with task_not_registered unless one that has it takes it (see `jobrunner workers`)"
+        )
+    return found is Coverage.SERVED
 
 
 async def follow(runner: JobRunner, record: JobRecord, timeout: float | None) -> Ended:

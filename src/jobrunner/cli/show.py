@@ -103,8 +103,20 @@ def jobs_table(items: Sequence[JobRecord], now: datetime, *, tenants: bool) -> l
     return table(headers, rows)
 
 
+def names(items: Sequence[str] | None, width: int = 40) -> str:
+    """Names comma-joined within about ``width`` characters, the rest counted: 'a,b +3'."""
+    if items is None:
+        return "?"  # a worker too old to advertise its tasks
+    shown: list[str] = []
+    for i, name in enumerate(items):
+        if shown and len(",".join([*shown, name])) > width:
+            return f"{','.join(shown)} +{len(items) - i}"
+        shown.append(name)
+    return ",".join(shown) or "-"
+
+
 def workers_table(workers: Sequence[dict[str, Any]], now: datetime) -> list[str]:
-    headers = ["WORKER", "QUEUES", "RUNNING", "DONE", "FAILED", "SEEN"]
+    headers = ["WORKER", "QUEUES", "RUNNING", "DONE", "FAILED", "SEEN", "TASKS"]
     rows = [
         [
             str(w.get("id", "?")),
@@ -113,6 +125,7 @@ def workers_table(workers: Sequence[dict[str, Any]], now: datetime) -> list[str]
             str(w.get("jobs_complete", 0)),
             str(w.get("jobs_failed", 0)),
             ago(_from_ms(w.get("last_seen_ms")), now),
+            names(w.get("tasks")),
         ]
         for w in workers
     ]

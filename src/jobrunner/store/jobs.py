@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from jobrunner.domain.models import AuditEntry, JobPage, JobRecord, SkippedRecord
 from jobrunner.domain.status import TERMINAL, WAITING, JobStatus
-from jobrunner.errors import IdempotencyConflictError, JobNotFoundError, RecordCorruptError
+from jobrunner.errors import JobNotFoundError, RecordCorruptError
 from jobrunner.store.codec import (
     audit_json,
     decode_audit,
@@ -23,6 +23,7 @@ from jobrunner.store.codec import (
     encode_fields,
     pairs_to_hash,
 )
+from jobrunner.store.creation import ArqEnqueue, JobCreator, NewJob
 from jobrunner.store.keys import ALL_TENANTS, ARQ_ABORT, Keys, arq_job
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -34,31 +35,6 @@ def _lua(name: str) -> str:
 
 def valid_job_id(job_id: str) -> bool:
     return bool(_JOB_ID.fullmatch(job_id))
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """What ``create`` needs beyond the record's own fields."""
-
-    job_id: str
-    tenant: str
-    task: str
-    fields: Mapping[str, Any]
-    created_ms: float
-    audit: AuditEntry
-    fingerprint: str = ""
-    idempotency_key: str | None = None
-    expires_ms: float | None = None
-
-
-@dataclass(frozen=True)
-class ArqEnqueue:
-    """arq's own job entry, written beside the record by bulk enqueue."""
-
-    queue: str
-    payload: bytes
-    ttl_ms: int
-    score: int
 
 
 @dataclass(frozen=True)
@@ -85,86 +61,17 @@ class JobStore:
         self.record_ttl = record_ttl
         self.result_ttl = result_ttl
         self.idempotency_ttl = idempotency_ttl
-        self._create = redis.register_script(_lua("create_job"))
+        self.creator = JobCreator(redis, keys, idempotency_ttl=idempotency_ttl)
         self._transition = redis.register_script(_lua("transition"))
         self._cancel = redis.register_script(_lua("request_cancel"))
 
     # -- creation ---------------------------------------------------------------------------
 
-    def _create_call(
-        self, job: NewJob, arq: ArqEnqueue | None = None
-    ) -> tuple[list[str], list[str | bytes]]:
-        k = self.keys
-        idem = k.idempotency(job.tenant, job.idempotency_key) if job.idempotency_key else ""
-        keys = [
-            k.job(job.job_id),
-            k.audit(job.job_id),
-            k.tenant_index(job.tenant),
-            k.status_index(job.tenant, JobStatus.QUEUED),
-            k.task_index(job.tenant, job.task),
-            k.tenants,
-            idem,
-            k.expiring,
-            arq_job(job.job_id) if arq else "",
-            arq.queue if arq else "",
-            k.submitted_counts,
-            k.tenant_index(ALL_TENANTS),
-            k.status_index(ALL_TENANTS, JobStatus.QUEUED),
-            k.task_index(ALL_TENANTS, job.task),
-            k.plan_index(str(job.fields["plan"])),
-        ]
-        fields = {n: v for n, v in encode_fields(job.fields).items() if v is not None}
-        args: list[str | bytes] = [
-            job.job_id,
-            json.dumps(fields),
-            repr(job.created_ms),
-            job.tenant,
-            job.fingerprint,
-            str(self.idempotency_ttl),
-            "" if job.expires_ms is None else repr(job.expires_ms),
-            audit_json(job.audit),
-        ]
-        if arq:
-            args += [arq.payload, str(arq.ttl_ms), str(arq.score)]
-        return keys, args
-
-    async def create(self, job: NewJob) -> tuple[str, bool]:
-        """Store a new record: (job id, True), or (earlier id, False) for an idempotent repeat."""
-        keys, args = self._create_call(job)
-        code, job_id = await self._create(keys=keys, args=args)
-        return self._created(code, job_id, job)
-
     async def create_many(
         self, jobs: Sequence[tuple[NewJob, ArqEnqueue]], wake_queues: Sequence[str]
     ) -> list[tuple[str, bool]]:
         """Create records and their arq entries in one pipelined round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job, arq in jobs:
-                keys, args = self._create_call(job, arq)
-                await self._create(keys=keys, args=args, client=pipe)
-            for queue in wake_queues:
-                pipe.publish(self.keys.wake, queue)
-            replies = await pipe.execute(raise_on_error=False)
-        outcomes: list[tuple[str, bool]] = []
-        for (job, _), reply in zip(jobs, replies, strict=False):
-            if isinstance(reply, Exception):
-                raise reply
-            outcomes.append(self.created_from(reply, job))
-        return outcomes
-
-    def _created(self, code: int, job_id: bytes, job: NewJob) -> tuple[str, bool]:
-        existing = job_id.decode()
-        if code == -1:
-            raise IdempotencyConflictError(
-                f"idempotency key {job.idempotency_key!r} was used for a different payload",
-                idempotency_key=job.idempotency_key,
-                job_id=existing,
-            )
-        return existing, code == 1
-
-    def created_from(self, reply: Sequence[Any], job: NewJob) -> tuple[str, bool]:
-        code, job_id = reply
-        return self._created(int(code), job_id, job)
+        return await self.creator.create_many(jobs, wake_queues)
 
     # -- reads ------------------------------------------------------------------------------
 

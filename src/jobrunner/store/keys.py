@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 
 # Stands for "every tenant" in index names: never a tenant's name (see NAME_PATTERN), so
 # ``idx:*:all`` and ``idx:*:status:failed`` index the jobs of all tenants together.
@@ -32,6 +32,10 @@ class Keys:
 
     def result(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:result"
+
+    def task_bounces(self, job_id: str) -> str:
+        """Counter of the times workers without the job's task put it back on its queue."""
+        return f"{self.prefix}:job:{job_id}:bounces"
 
     def events(self, job_id: str) -> str:
         return f"{self.prefix}:events:{job_id}"
@@ -139,6 +143,11 @@ def arq_job(job_id: str) -> str:
 
 def arq_in_progress(job_id: str) -> str:
     return in_progress_key_prefix + job_id
+
+
+def arq_retry(job_id: str) -> str:
+    """arq's try counter of a job (INCR at every pickup)."""
+    return retry_key_prefix + job_id
 
 
 ARQ_ABORT = abort_jobs_ss

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from jobrunner.serializer import deserialize, serialize
 from jobrunner.store.claims import Claimer
 from jobrunner.worker.capacity import SharedCapacity
+from jobrunner.worker.missing_task import TaskTable
 
 log = structlog.get_logger("jobrunner.worker")
 
@@ -63,6 +64,7 @@ class JobRunnerWorker(Worker):
         # arq sets the lease to the longest function timeout + 10 s and never renews it; ours is
         # short and renewed by the runner's heartbeat, so a dead worker's jobs return quickly.
         self.in_progress_timeout_s = lease_seconds
+        self.functions = TaskTable(self.functions)  # a task not here: worker/missing_task.py
         self.plan = plan
         self.capacity = capacity
         capacity.add_waker(wake)

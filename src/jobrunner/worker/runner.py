@@ -213,6 +213,7 @@ class WorkerRunner:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "queues": list(self.queues),
+            "tasks": self.registry.names(),  # advertised: see domain/task_routing.py
             "concurrency": self.concurrency,
             "started_at_ms": self.started_at_ms,
             "jobs_running": len(self.running_job_ids),

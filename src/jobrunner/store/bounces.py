@@ -1,0 +1,40 @@
+"""Bounces: a worker without a job's task puts the job back on its queue for one that has it.
+
+A bounce is counted (to bound them), noted in the job's audit trail and gives the try back:
+arq counted one when the worker picked the job up, yet the task never ran.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from jobrunner.domain.models import AuditEntry
+from jobrunner.store.codec import audit_json
+from jobrunner.store.keys import Keys, arq_retry
+
+COUNTER_TTL_SECONDS = 7 * 24 * 3600
+
+
+class TaskBounces:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def count(self, job_id: str) -> int:
+        """How many times the job was bounced so far."""
+        raw = await self.redis.get(self.keys.task_bounces(job_id))
+        return int(raw) if raw is not None else 0
+
+    async def bounce(self, job_id: str, entry: AuditEntry) -> int:
+        """Count one bounce, note ``entry`` in the trail, give the try back; the new count.
+
+        The job itself goes back on its queue when the worker raises arq's ``Retry``.
+        """
+        key = self.keys.task_bounces(job_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, COUNTER_TTL_SECONDS)
+            pipe.rpushx(self.keys.audit(job_id), audit_json(entry))
+            pipe.decr(arq_retry(job_id))
+            count, *_ = await pipe.execute()
+        return int(count)

@@ -1,0 +1,150 @@
+"""Creating jobs: each job's record, indices, idempotency key and arq entry in one Lua call.
+
+Many calls go to Redis as one pipeline of EVALSHA (no SCRIPT EXISTS round trip first, as
+redis-py's ``Script`` objects make a pipeline do); a script Redis has forgotten (a restart, a
+SCRIPT FLUSH) is loaded again and only the calls it refused are sent again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from jobrunner.domain.models import AuditEntry
+from jobrunner.domain.status import JobStatus
+from jobrunner.errors import IdempotencyConflictError
+from jobrunner.store.codec import audit_json, encode_fields
+from jobrunner.store.keys import ALL_TENANTS, Keys, arq_job
+
+_SCRIPT = resources.files("jobrunner.store").joinpath("lua/create_job.lua").read_text()
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A record to create, with what ``create`` needs beyond the record's own fields."""
+
+    job_id: str
+    tenant: str
+    task: str
+    fields: Mapping[str, Any]
+    created_ms: float
+    audit: AuditEntry
+    fingerprint: str = ""  # what a repeated idempotency key is compared by ('' without a key)
+    idempotency_key: str | None = None
+    expires_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ArqEnqueue:
+    """arq's own job entry (its key and queue member), written beside the record."""
+
+    queue: str
+    payload: bytes
+    ttl_ms: int
+    score: int
+
+
+_NUMKEYS = 15
+Created = tuple[str, bool]  # (job id, True) for a new job; (earlier id, False) for a replay
+
+
+class JobCreator:
+    """Runs create_job.lua for batches of jobs, one pipelined round trip per batch."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, idempotency_ttl: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.idempotency_ttl = idempotency_ttl
+        self._sha = redis.register_script(_SCRIPT).sha
+
+    async def create_many(
+        self, jobs: Sequence[tuple[NewJob, ArqEnqueue]], wake_queues: Sequence[str]
+    ) -> list[Created]:
+        """All or raise the first error (each job's own writes are still all or nothing)."""
+        outcomes = await self.create_batch(jobs, wake_queues)
+        created: list[Created] = []
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise outcome
+            created.append(outcome)
+        return created
+
+    async def create_batch(
+        self, jobs: Sequence[tuple[NewJob, ArqEnqueue]], wake_queues: Sequence[str]
+    ) -> list[Created | Exception]:
+        """Each job's outcome or its own error, in order; a failure of the connection raises.
+
+        ``wake_queues`` are announced on the wake channel after the jobs are written."""
+        calls = [self._call(job, arq) for job, arq in jobs]
+        replies = await self._run(calls, wake_queues)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            await self.redis.script_load(_SCRIPT)
+            again = await self._run([calls[i] for i in missing], wake_queues)
+            for i, reply in zip(missing, again, strict=False):
+                replies[i] = reply
+        return [_outcome(reply, job) for (job, _), reply in zip(jobs, replies, strict=False)]
+
+    async def _run(self, calls: list[list[str | bytes]], wake: Sequence[str]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.execute_command("EVALSHA", self._sha, _NUMKEYS, *call)
+            for queue in wake:
+                pipe.publish(self.keys.wake, queue)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
+    def _call(self, job: NewJob, arq: ArqEnqueue) -> list[str | bytes]:
+        """EVALSHA's arguments after the sha and the number of keys: KEYS, then one ARGV."""
+        k = self.keys
+        idem = k.idempotency(job.tenant, job.idempotency_key) if job.idempotency_key else ""
+        argv = {
+            "id": job.job_id,
+            "fields": {n: v for n, v in encode_fields(job.fields).items() if v is not None},
+            "created": repr(job.created_ms),
+            "tenant": job.tenant,
+            "fingerprint": job.fingerprint,
+            "idem_ttl": str(self.idempotency_ttl),
+            "expires": "" if job.expires_ms is None else repr(job.expires_ms),
+            "audit": audit_json(job.audit),
+            "payload": arq.payload.decode(),
+            "payload_ttl": str(arq.ttl_ms),
+            "score": str(arq.score),
+        }
+        return [
+            k.job(job.job_id),
+            k.audit(job.job_id),
+            k.tenant_index(job.tenant),
+            k.status_index(job.tenant, JobStatus.QUEUED),
+            k.task_index(job.tenant, job.task),
+            k.tenants,
+            idem,
+            k.expiring,
+            arq_job(job.job_id),
+            arq.queue,
+            k.submitted_counts,
+            k.tenant_index(ALL_TENANTS),
+            k.status_index(ALL_TENANTS, JobStatus.QUEUED),
+            k.task_index(ALL_TENANTS, job.task),
+            k.plan_index(str(job.fields["plan"])),
+            json.dumps(argv, ensure_ascii=False, separators=(",", ":")),
+        ]
+
+
+def _outcome(reply: Any, job: NewJob) -> Created | Exception:
+    if isinstance(reply, Exception):
+        return reply
+    code, job_id = int(reply[0]), bytes(reply[1]).decode()
+    if code == -1:
+        return IdempotencyConflictError(
+            f"idempotency key {job.idempotency_key!r} was used for a different payload",
+            idempotency_key=job.idempotency_key,
+            job_id=job_id,
+        )
+    return job_id, code == 1
