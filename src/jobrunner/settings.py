@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from jobrunner.domain.cron import parse_cron
 from jobrunner.domain.retry import RetryPolicy
 from jobrunner.domain.shares import DEFAULT_SHARES, PLANS
 
@@ -133,8 +134,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest JSON body.")
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="Largest upload.")
-    blob_ttl_seconds: int = Field(
-        default=7 * 24 * 3600, ge=60, description="How long uploads and outputs stay downloadable."
+    upload_retention_hours: float = Field(
+        default=72.0,
+        gt=0,
+        le=TEN_YEARS / 3600,
+        allow_inf_nan=False,
+        description="How long an upload is kept; a job's outputs are kept with its result.",
     )
     plan_quotas: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MONTHLY_QUOTAS))
     plan_rate_limits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
@@ -148,6 +153,17 @@ class Settings(BaseSettings):
     dashboard_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
     dashboard_refresh_seconds: float = Field(default=2.0, gt=0, le=60)
     dashboard_signin_rate_per_s: float = Field(default=1.0, gt=0, le=1000)
+    # -- maintenance (arq cron on every worker; each run once per schedule) -------------------
+    cleanup_cron: str = Field(default="0 2 * * *", description="Expired records, indices, blobs.")
+    prune_cron: str = Field(default="*/10 * * * *", description="Index entries of expired jobs.")
+    reconcile_cron: str = Field(default="* * * * *", description="Records and arq agree.")
+    reset_quotas_cron: str = Field(default="0 0 1 * *", description="Monthly quota counters.")
+    maintenance_batch: int = Field(
+        default=100, ge=1, le=5000, description="Jobs or blobs one maintenance Redis call handles."
+    )
+    reconcile_grace_seconds: float = Field(
+        default=5.0, ge=0, le=3600, allow_inf_nan=False, description="Younger changes are left."
+    )
     log_json: bool | None = Field(
         default=None, description="JSON log lines; unset: JSON unless stderr is a terminal."
     )
@@ -176,6 +192,12 @@ class Settings(BaseSettings):
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("cleanup_cron", "prune_cron", "reconcile_cron", "reset_quotas_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        parse_cron(value)  # ValueError says which field is wrong
         return value
 
     @field_validator("blob_url")
@@ -207,6 +229,10 @@ class Settings(BaseSettings):
             base_seconds=self.retry_base_seconds,
             cap_seconds=self.retry_cap_seconds,
         )
+
+    @property
+    def upload_retention_seconds(self) -> int:
+        return max(1, int(self.upload_retention_hours * 3600))
 
     @property
     def blob_dir(self) -> Path:

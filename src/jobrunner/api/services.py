@@ -37,7 +37,12 @@ class ApiServices:
         redis, keys = self.runner.redis, self.runner.keys
         self.api_keys = ApiKeys(redis, keys)
         self.limits = Limits(redis, keys)
-        self.blob_index = BlobIndex(redis, keys, ttl_seconds=self.settings.blob_ttl_seconds)
+        self.blob_index = BlobIndex(
+            redis,
+            keys,
+            ttl_seconds=self.settings.upload_retention_seconds,
+            output_ttl_seconds=self.settings.result_ttl_seconds,
+        )
         self.gate = RequestGate(redis, keys, plan_rates=self.settings.plan_rate_limits)
         self.probe = RedisProbe(redis)
 

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "queues": "jobs:queues",
     "upload": "files:upload",
     "download": "files:download",
+    "maintenance": "maintenance:maintenance",
     "health": "health:health",
 }
 

@@ -75,7 +75,9 @@ async def _up(settings: Settings, sock: socket.socket, token_source: str, dev_ke
         registry = build_registry(owned)
         async with JobRunner(owned, registry) as runner:
             await ensure_dev_key(runner, dev_key)
-            worker = WorkerRunner(owned, registry, redis=runner.redis, cron_jobs=maintenance_cron())
+            worker = WorkerRunner(
+                owned, registry, redis=runner.redis, cron_jobs=maintenance_cron(owned)
+            )
             _print_join_help(settings, runner.redis_url, registry.names())
             host, port = sock.getsockname()[:2]
             print_api_help(owned, f"http://{host}:{port}", token_source, dev_key)
@@ -119,6 +121,6 @@ async def _worker(settings: Settings) -> None:
         registry = build_registry(settings)
         async with JobRunner(settings, registry) as runner:
             worker = WorkerRunner(
-                settings, registry, redis=runner.redis, cron_jobs=maintenance_cron()
+                settings, registry, redis=runner.redis, cron_jobs=maintenance_cron(settings)
             )
             await run_worker(worker, stop)

@@ -24,7 +24,15 @@ from jobrunner.store.blobs import CHUNK_BYTES, BlobStore, StoredBlob
 from jobrunner.store.jobs import JobStore
 from jobrunner.store.keys import Keys
 
-__all__ = ["BlobIndex", "BlobOwner", "OwnedBlobStore", "blob_id", "content_type_of", "job_blobs"]
+__all__ = [
+    "BlobIndex",
+    "BlobOwner",
+    "OwnedBlobStore",
+    "blob_id",
+    "content_type_of",
+    "expiry_member",
+    "job_blobs",
+]
 
 _REF = re.compile(r"^(?:blob|upload)://([0-9a-f]{32})(?:/([A-Za-z0-9._\-]{1,200}))?$")
 _TYPES = {
@@ -35,6 +43,9 @@ _TYPES = {
     ".pdf": "application/pdf",
 }
 OCTET_STREAM = "application/octet-stream"
+# How long an output's ownership entry outlives its first due time (the cleanup runs daily and
+# extends it while the job's result lives).
+OUTPUT_OWNER_MARGIN_S = 86_400
 
 
 def blob_id(ref: str) -> str | None:
@@ -61,13 +72,23 @@ class BlobOwner:
         return self.ref.rsplit("/", 1)[-1] if self.ref.count("/") > 2 else "data"
 
 
-class BlobIndex:
-    """Ownership entries, each expiring ``ttl_seconds`` after it is written."""
+def expiry_member(ref: str, job_id: str | None) -> str:
+    """A blob's entry in the cleanup's expiry zset: 'ref<TAB>job id' ('' for an upload)."""
+    return f"{ref}\t{job_id or ''}"
 
-    def __init__(self, redis: Redis, keys: Keys, *, ttl_seconds: int) -> None:
+
+class BlobIndex:
+    """Ownership entries, and when the cleanup may delete each blob: an upload
+    ``ttl_seconds`` after it is written, a job's output once its result is gone (looked at
+    first ``output_ttl_seconds`` after it is written, see store/cleanup.py)."""
+
+    def __init__(
+        self, redis: Redis, keys: Keys, *, ttl_seconds: int, output_ttl_seconds: int | None = None
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl_seconds = ttl_seconds
+        self.output_ttl_seconds = output_ttl_seconds or ttl_seconds
 
     async def record(
         self, ref: str, *, tenant: str, content_type: str, job_id: str | None = None
@@ -75,7 +96,8 @@ class BlobIndex:
         bid = blob_id(ref)
         if bid is None:
             raise BlobNotFoundError(f"not a blob ref: {ref!r}", ref=ref)
-        expires = datetime.now(tz=UTC) + timedelta(seconds=self.ttl_seconds)
+        ttl = self.output_ttl_seconds if job_id else self.ttl_seconds
+        expires = datetime.now(tz=UTC) + timedelta(seconds=ttl)
         owner = BlobOwner(ref, tenant, content_type, expires, job_id)
         fields = {
             "ref": ref,
@@ -85,9 +107,14 @@ class BlobIndex:
         }
         if job_id:
             fields["job_id"] = job_id
+        # an output's entry outlives its first due time: it goes when its job's result does
+        keep = ttl + OUTPUT_OWNER_MARGIN_S if job_id else ttl
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.blob_owner(bid), mapping=fields)
-            pipe.expire(self.keys.blob_owner(bid), self.ttl_seconds)
+            pipe.expire(self.keys.blob_owner(bid), keep)
+            pipe.zadd(
+                self.keys.blob_expiry, {expiry_member(ref, job_id): expires.timestamp() * 1000}
+            )
             await pipe.execute()
         return owner
 
@@ -110,8 +137,15 @@ class BlobIndex:
 
     async def forget(self, ref: str) -> None:
         bid = blob_id(ref)
-        if bid is not None:
-            await self.redis.delete(self.keys.blob_owner(bid))
+        if bid is None:
+            return
+        job_id = await self.redis.hget(self.keys.blob_owner(bid), "job_id")  # type: ignore[misc]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.keys.blob_owner(bid))
+            pipe.zrem(self.keys.blob_expiry, expiry_member(ref, None))
+            if job_id:
+                pipe.zrem(self.keys.blob_expiry, expiry_member(ref, bytes(job_id).decode()))
+            await pipe.execute()
 
 
 class OwnedBlobStore:
@@ -180,8 +214,14 @@ class OwnedBlobStore:
 
 
 def job_blobs(
-    blobs: BlobStore, store: JobStore, ttl_seconds: int, record: JobRecord
+    blobs: BlobStore, store: JobStore, upload_ttl_seconds: int, record: JobRecord
 ) -> OwnedBlobStore:
-    """The BlobStore a running job receives (``JobContext.blobs``)."""
-    index = BlobIndex(store.redis, store.keys, ttl_seconds=ttl_seconds)
+    """The BlobStore a running job receives (``JobContext.blobs``): its writes are outputs,
+    kept as long as the job's result."""
+    index = BlobIndex(
+        store.redis,
+        store.keys,
+        ttl_seconds=upload_ttl_seconds,
+        output_ttl_seconds=store.result_ttl,
+    )
     return OwnedBlobStore(blobs, index, record.tenant, record.id)

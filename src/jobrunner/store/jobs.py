@@ -152,11 +152,23 @@ class JobStore:
 
     async def transition(self, job_id: str, change: Transition, now_ms: float) -> JobRecord | None:
         """Apply ``change`` if the current status allows it; None when it does not."""
+        keys, args = self.transition_call(job_id, change, now_ms)
+        reply = await self._transition(keys=keys, args=args)
+        if reply[0] == -2:
+            raise JobNotFoundError(job_id)
+        if reply[0] == -1:
+            return None
+        return decode_record(pairs_to_hash(reply[1]), job_id)
+
+    def transition_call(
+        self, job_id: str, change: Transition, now_ms: float
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
+        """KEYS and ARGV of transition.lua for ``change`` (reconcile.lua runs it too)."""
         k = self.keys
         terminal = change.target in TERMINAL
         fields = encode_fields(change.fields)
-        reply = await self._transition(
-            keys=[
+        return (
+            [
                 k.job(job_id),
                 k.audit(job_id),
                 k.events(job_id),
@@ -165,7 +177,7 @@ class JobStore:
                 k.result(job_id),
                 k.completed_counts,
             ],
-            args=[
+            [
                 change.target.value,
                 ",".join(s.value for s in change.allowed_from),
                 json.dumps(fields),
@@ -182,11 +194,6 @@ class JobStore:
                 k.status_index(ALL_TENANTS, "{status}"),
             ],
         )
-        if reply[0] == -2:
-            raise JobNotFoundError(job_id)
-        if reply[0] == -1:
-            return None
-        return decode_record(pairs_to_hash(reply[1]), job_id)
 
     async def request_cancel(self, job_id: str, now_ms: float, by: str) -> tuple[int, str]:
         """(1, 'cancelled') for a waiting job, (2, 'requested') for a running one, (-1, status)."""

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from arq.constants import (
+    abort_jobs_ss,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 
 # Stands for "every tenant" in index names: never a tenant's name (see NAME_PATTERN), so
 # ``idx:*:all`` and ``idx:*:status:failed`` index the jobs of all tenants together.
@@ -113,6 +119,17 @@ class Keys:
         """Hash naming who owns a blob (tenant, job) and its content type."""
         return f"{self.prefix}:blob:{blob_id}"
 
+    @property
+    def blob_expiry(self) -> str:
+        """Zset 'ref<TAB>job id' (no job: an upload) -> ms when the cleanup may delete the blob."""
+        return f"{self.prefix}:blobs:expiring"
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    def maintenance_slot(self, name: str, slot_ms: int) -> str:
+        """SET NX by the one worker that runs maintenance job ``name`` for one scheduled slot."""
+        return f"{self.prefix}:maint:{name}:{slot_ms}"
+
     # -- metrics (cluster-wide, read by GET /metrics) --------------------------------------
 
     @property
@@ -148,6 +165,10 @@ def arq_in_progress(job_id: str) -> str:
 def arq_retry(job_id: str) -> str:
     """arq's try counter of a job (INCR at every pickup)."""
     return retry_key_prefix + job_id
+
+
+def arq_result(job_id: str) -> str:
+    return result_key_prefix + job_id
 
 
 ARQ_ABORT = abort_jobs_ss

@@ -13,13 +13,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
 from jobrunner.store.keys import Keys
 
-__all__ = ["TAKE_TOKEN", "Limits", "Period", "RateDecision", "billing_period", "rate_decision"]
+__all__ = [
+    "TAKE_TOKEN",
+    "Limits",
+    "Period",
+    "RateDecision",
+    "billing_period",
+    "previous_period",
+    "rate_decision",
+]
 
 # KEYS: 1 counter. ARGV: 1 quota, 2 expire-at ms. Returns {1, used} or {0, used} (refused).
 _RESERVE = """
@@ -87,6 +95,12 @@ def billing_period(now: datetime) -> Period:
     return Period(f"{now.year:04d}-{now.month:02d}", datetime(year, month, 1, tzinfo=UTC))
 
 
+def previous_period(now: datetime) -> Period:
+    """The calendar month (UTC) before the one holding ``now``."""
+    now = now.astimezone(UTC)
+    return billing_period(datetime(now.year, now.month, 1, tzinfo=UTC) - timedelta(days=1))
+
+
 @dataclass(frozen=True)
 class RateDecision:
     """One request against a bucket: allowed or not, and the RateLimit-* header values."""
@@ -131,6 +145,22 @@ class Limits:
                 pipe.get(self.keys.usage(tenant, period.name))
             raw = await pipe.execute()
         return {tenant: int(value or 0) for tenant, value in zip(tenants, raw, strict=True)}
+
+    async def reset(
+        self, tenants: Sequence[str], periods: Sequence[Period]
+    ) -> dict[str, dict[str, int]]:
+        """Drop the counters of ``tenants`` in ``periods``: {tenant: {period: jobs it had}}
+        for every counter that existed, in one round trip."""
+        pairs = [(tenant, period.name) for tenant in tenants for period in periods]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for tenant, name in pairs:
+                pipe.getdel(self.keys.usage(tenant, name))
+            raw = await pipe.execute()
+        dropped: dict[str, dict[str, int]] = {}
+        for (tenant, name), value in zip(pairs, raw, strict=True):
+            if value is not None:
+                dropped.setdefault(tenant, {})[name] = int(value)
+        return dropped
 
     async def take_signin(self, address: str, rate: float) -> RateDecision:
         """One token of a client address's sign-in bucket (the dashboard's form)."""

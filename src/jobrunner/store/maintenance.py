@@ -1,4 +1,5 @@
-"""Housekeeping over the indices: expire overdue waiting jobs, prune what records outlived."""
+"""Waiting jobs whose TTL passed become ``expired`` (the pruning of finished jobs is in
+cleanup.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ from datetime import UTC, datetime
 from jobrunner.domain.models import AuditEntry, JobRecord
 from jobrunner.domain.status import JobStatus
 from jobrunner.store.jobs import JobStore, Transition
-from jobrunner.store.keys import ALL_TENANTS, ARQ_ABORT
-
-ABORT_KEEP_MS = 60_000
 
 
 async def expire_overdue(
@@ -39,27 +37,3 @@ async def expire_overdue(
                 await on_expired(record)
         await store.redis.zrem(store.keys.expiring, job_id)
     return expired
-
-
-async def prune_finished(store: JobStore, now_ms: float, batch: int = 1000) -> int:
-    """Drop index entries of jobs whose records have expired (record TTL after finishing)."""
-    cutoff = now_ms - store.record_ttl * 1000
-    members = await store.redis.zrangebyscore(
-        store.keys.finished, "-inf", cutoff, start=0, num=batch
-    )
-    k = store.keys
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for member in members:
-            # 'tenant<TAB>task<TAB>status<TAB>id<TAB>plan' (no plan: written before plan indices)
-            tenant, task, status, job_id, *plan = member.decode().split("\t")
-            for owner in (tenant, ALL_TENANTS):
-                pipe.zrem(k.tenant_index(owner), job_id)
-                pipe.zrem(k.status_index(owner, status), job_id)
-                pipe.zrem(k.task_index(owner, task), job_id)
-            if plan:
-                pipe.zrem(k.plan_index(plan[0]), job_id)
-            pipe.zrem(k.finished, member)
-        # arq never prunes its abort set (arq issue #485); aborts older than a minute are done
-        pipe.zremrangebyscore(ARQ_ABORT, "-inf", now_ms - ABORT_KEEP_MS)
-        await pipe.execute()
-    return len(members)

@@ -7,6 +7,7 @@ shutdown hook stops that runner gracefully.
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from jobrunner.errors import ConfigError
@@ -48,7 +49,8 @@ def arq_worker_settings(settings: Settings) -> dict[str, Any]:
 
     return {
         "functions": [],
-        "cron_jobs": maintenance_cron(),
+        "cron_jobs": maintenance_cron(settings),
+        "timezone": UTC,  # the schedules are UTC
         "queue_name": keys.maintenance_queue,
         "redis_pool": redis,
         "on_startup": on_startup,

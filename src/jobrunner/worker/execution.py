@@ -125,7 +125,9 @@ async def _run_started(services: Services, task: Task[Any], record: JobRecord, a
         correlation_id=record.correlation_id,
         task=task.name,
         # outputs are recorded as this job's; other tenants' blobs do not exist for it
-        blobs=job_blobs(services.blobs, services.store, services.settings.blob_ttl_seconds, record),
+        blobs=job_blobs(
+            services.blobs, services.store, services.settings.upload_retention_seconds, record
+        ),
         log=bind_job_logger(record.id, record.tenant, record.correlation_id, task.name),
         _sink=reporter.report,
         settings=services.settings,

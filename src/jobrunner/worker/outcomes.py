@@ -23,6 +23,7 @@ from jobrunner.domain.retry import RetryPolicy, next_delay, should_retry
 from jobrunner.domain.status import JobStatus
 from jobrunner.registry import Task
 from jobrunner.settings import Settings
+from jobrunner.store.blobindex import job_blobs
 from jobrunner.store.blobs import BlobStore
 from jobrunner.store.jobs import JobStore, Transition
 from jobrunner.worker.progress import ProgressReporter
@@ -82,7 +83,11 @@ async def succeed(
     }
     result_json: str | None = payload
     if len(payload.encode()) > services.settings.inline_result_max_bytes:
-        fields["result_ref"] = await services.blobs.put_bytes(payload.encode(), name="result.json")
+        # an output of the job: the cleanup deletes it with the job's result
+        owned = job_blobs(
+            services.blobs, services.store, services.settings.upload_retention_seconds, record
+        )
+        fields["result_ref"] = await owned.put_bytes(payload.encode(), name="result.json")
         result_json = None
     audit = audit_entry("succeeded", status=JobStatus.SUCCEEDED, attempt=attempt, progress=100.0)
     change = Transition(JobStatus.SUCCEEDED, RUNNING_ONLY, fields, audit, result_json=result_json)

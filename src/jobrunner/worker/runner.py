@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 import structlog
@@ -119,6 +120,7 @@ class WorkerRunner:
                 queue_name=self.keys.maintenance_queue,
                 redis_pool=self.redis,
                 cron_jobs=self._cron_jobs,
+                timezone=UTC,  # cron schedules are UTC
                 handle_signals=False,
                 max_jobs=2,
                 keep_result=0,
