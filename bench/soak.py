@@ -76,8 +76,10 @@ def environment(redis_url: str, prefix: str, data: Path, ttl: int) -> dict[str, 
         "JOBRUNNER_RECORD_TTL_SECONDS": str(ttl),
         "JOBRUNNER_RESULT_TTL_SECONDS": str(ttl),
         "JOBRUNNER_IDEMPOTENCY_TTL_SECONDS": str(ttl),
-        "JOBRUNNER_BLOB_TTL_SECONDS": str(max(60, ttl)),  # its least
         "JOBRUNNER_UPLOAD_RETENTION_HOURS": str(ttl / 3600),
+        # the workers' own cleanup and prune runs stay out of the measured window
+        "JOBRUNNER_CLEANUP_CRON": "0 3 1 1 *",
+        "JOBRUNNER_PRUNE_CRON": "0 3 1 1 *",
     }
 
 
@@ -210,8 +212,22 @@ async def footprint(redis: Redis, keys: Keys, sample: list[str]) -> dict[str, fl
     return averages
 
 
-async def used_memory(redis: Redis) -> int:
-    return int((await redis.info("memory"))["used_memory"])
+async def used_memory(redis: Redis) -> tuple[int, int]:
+    """used_memory, and the same less the clients' buffers (connection pools grown under load
+    are not memory the jobs left behind)."""
+    info = await redis.info("memory")
+    used = int(info["used_memory"])
+    return used, used - int(info["mem_clients_normal"])
+
+
+def memory_text(memory: tuple[int, int], start: tuple[int, int] | None = None) -> str:
+    used, held = memory
+    text = f"{mib(used)} ({mib(held)} less client buffers)"
+    if start is not None:
+        text += (
+            f", {(used - start[0]) / start[0]:+.1%} ({(held - start[1]) / start[1]:+.1%}) vs start"
+        )
+    return text
 
 
 def cleanup(env: dict[str, str]) -> dict[str, Any]:
@@ -248,7 +264,7 @@ async def run_jobs(deployment: Deployment, redis: Redis, keys: Keys, args: Any) 
 
 async def measure_run(
     deployment: Deployment, redis: Redis, keys: Keys, ids: list[str], data: Path
-) -> tuple[int, tuple[int, int]]:
+) -> None:
     """Per-job bytes, worker RSS, Redis and blob figures at the end of the run."""
     sample = ids[-200:]  # the most recent: their records and results are still alive
     averages = await footprint(redis, keys, sample)
@@ -259,13 +275,12 @@ async def measure_run(
     api_rss = mib(peak_rss(deployment.api.pid))
     print(f"workers' peak RSS: {', '.join(mib(r) for r in rss)} (API: {api_rss})")
     memory, blobs = await used_memory(redis), dir_bytes(data / "blobs")
-    print(f"Redis used_memory after the run: {mib(memory)}; blob dir {mib(blobs[0])}, "
+    print(f"Redis used_memory after the run: {memory_text(memory)}; blob dir {mib(blobs[0])}, "
           f"{blobs[1]} files")  # fmt: skip
-    return memory, blobs
 
 
 async def after_retention(
-    deployment: Deployment, redis: Redis, data: Path, args: Any, start_memory: int
+    deployment: Deployment, redis: Redis, data: Path, args: Any, start: tuple[int, int]
 ) -> None:
     """Wait out the retention of the last job, run the cleanup, print what is left."""
     print(f"waiting {args.ttl + 5} s for the last records, results and blobs to pass retention")
@@ -276,10 +291,8 @@ async def after_retention(
     took = time.monotonic() - started
     after, blobs = await used_memory(redis), dir_bytes(data / "blobs")
     print(f"cleanup took {took:.1f} s: {json.dumps(report)}")
-    print(
-        f"Redis used_memory: start {mib(start_memory)}, before cleanup {mib(before)}, after "
-        f"{mib(after)} ({(after - start_memory) / start_memory:+.1%} vs start)"
-    )
+    print(f"Redis used_memory before cleanup: {memory_text(before, start)}")
+    print(f"Redis used_memory after cleanup:  {memory_text(after, start)}")
     print(f"blob dir after cleanup: {mib(blobs[0])}, {blobs[1]} files")
 
 
@@ -292,11 +305,11 @@ async def soak(args: Any, tmp: Path) -> None:
     deployment = Deployment(env, tmp, args.workers)
     try:
         await wait_ready(deployment, redis, keys)
-        start_memory, start_blobs = await used_memory(redis), dir_bytes(tmp / "data" / "blobs")
-        print(f"Redis used_memory at start: {mib(start_memory)}; blob dir {mib(start_blobs[0])}")
+        start, start_blobs = await used_memory(redis), dir_bytes(tmp / "data" / "blobs")
+        print(f"Redis used_memory at start: {memory_text(start)}; blob dir {mib(start_blobs[0])}")
         ids = await run_jobs(deployment, redis, keys, args)
         await measure_run(deployment, redis, keys, ids, tmp / "data")
-        await after_retention(deployment, redis, tmp / "data", args, start_memory)
+        await after_retention(deployment, redis, tmp / "data", args, start)
     finally:
         await asyncio.to_thread(deployment.stop)
         await redis.aclose()
