@@ -379,4 +379,3 @@ def _cleanup(env: dict[str, str]) -> dict[str, object]:
     report = json.loads(done.stdout)
     assert isinstance(report, dict)
     return report
-
