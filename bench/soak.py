@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,22 @@ class Deployment:
         with (self.logs / f"{name}.log").open("wb") as sink:
             return subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=sink, stderr=sink)
 
+    def warnings(self) -> dict[str, Counter[str]]:
+        """Per process log: how often each warning or error event was logged."""
+        found: dict[str, Counter[str]] = {}
+        for log in sorted(self.logs.glob("*.log")):
+            events: Counter[str] = Counter()
+            for line in log.read_text(errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and entry.get("level") in ("warning", "error"):
+                    events[str(entry.get("event"))] += 1
+            if events:
+                found[log.stem] = events
+        return found
+
     def stop(self) -> None:
         for proc in (self.api, *self.workers):
             proc.terminate()
@@ -152,14 +169,14 @@ async def upload(client: httpx.AsyncClient, auth: dict[str, str], count: int) ->
 
 async def submit(
     client: httpx.AsyncClient, auth: dict[str, str], args: Any
-) -> tuple[list[str], int]:
-    """POST ``args.jobs`` jobs, ``args.concurrency`` at once; the ids (in order) and errors."""
+) -> tuple[list[str], Counter[str]]:
+    """POST ``args.jobs`` jobs, ``args.concurrency`` at once; the ids (in order) and why the
+    others were refused (HTTP status and problem code, or the client's exception)."""
     ids: list[str | None] = [None] * args.jobs
-    errors = 0
+    errors: Counter[str] = Counter()
     counter = iter(range(args.jobs))
 
     async def loop() -> None:
-        nonlocal errors
         for n in counter:
             big = args.big_every and n % args.big_every == 0
             params = {"n": n, "pad": BIG} if big else {"n": n}
@@ -167,13 +184,14 @@ async def submit(
                 reply = await client.post(
                     "/api/v1/jobs", json={"task": "demo.echo", "params": params}, headers=auth
                 )
-            except httpx.HTTPError:
-                errors += 1
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] += 1
                 continue
             if reply.status_code == 202:
                 ids[n] = reply.json()["id"]
             else:
-                errors += 1
+                kind = reply.json().get("type", "") if reply.content else ""  # /problems/<code>
+                errors[f"{reply.status_code} {kind}".strip()] += 1
 
     await asyncio.gather(*(loop() for _ in range(args.concurrency)))
     return [i for i in ids if i is not None], errors
@@ -254,7 +272,8 @@ async def run_jobs(deployment: Deployment, redis: Redis, keys: Keys, args: Any) 
         submitted = time.monotonic()
     ended = await wait_done(redis, keys, len(ids), timeout=args.jobs / 20 + 600)
     print(
-        f"submitted {len(ids)} jobs through the API ({errors} refused) in "
+        f"submitted {len(ids)} jobs through the API ({sum(errors.values())} refused: "
+        f"{dict(errors) or 'none'}) in "
         f"{submitted - started:.1f} s: {len(ids) / (submitted - started):.0f} submits/s"
     )
     took = ended - started
@@ -312,6 +331,8 @@ async def soak(args: Any, tmp: Path) -> None:
         await after_retention(deployment, redis, tmp / "data", args, start)
     finally:
         await asyncio.to_thread(deployment.stop)
+        logged = deployment.warnings()
+        print(f"warnings and errors logged: {({k: dict(v) for k, v in logged.items()}) or 'none'}")
         await redis.aclose()
         await stop_redis_server(server)
 
