@@ -4,7 +4,8 @@
 
 Starts a throwaway redis-server (never the one on 6379), opens one JobRunner and keeps
 ``--inflight`` single-job ``enqueue`` calls in flight from this one process until ``--jobs`` jobs
-are queued (no worker runs: this measures the submitting side alone). Per round it prints the
+are queued (no worker runs: this measures the submitting side alone, so the runner's
+no-worker warning is switched off). Per round it prints the
 wall-clock rate, this process's CPU time per job (``time.process_time``), Redis's own CPU per
 job and Redis commands per job from the ``INFO commandstats`` delta (commands a Lua script runs
 are counted, as are the EVALSHA calls themselves). Prints figures; asserts nothing.

@@ -10,6 +10,7 @@ import pytest
 from jobrunner.errors import BlobNotFoundError
 from jobrunner.runtime import JobRunner
 from jobrunner.store.blobindex import BlobIndex
+from jobrunner.store.cleanup import BlobSweep
 from jobrunner.tasks.upkeep import Upkeep
 
 DAY_MS = 86_400_000
@@ -117,4 +118,29 @@ async def test_forgetting_a_blob_takes_it_off_the_cleanup(runner: JobRunner) -> 
     await index.record(ref, tenant="t", content_type="text/plain")
     assert await runner.redis.zcard(runner.keys.blob_expiry) == 1
     await index.forget(ref)
+    assert await runner.redis.zcard(runner.keys.blob_expiry) == 0
+
+
+async def test_a_blob_the_store_would_not_delete_is_tried_again_later(runner: JobRunner) -> None:
+    index = BlobIndex(runner.redis, runner.keys, ttl_seconds=60)
+    refs = [await runner.blobs.put_bytes(b"x", scheme="upload") for _ in range(3)]
+    for ref in refs:
+        await index.record(ref, tenant="t", content_type="text/plain")
+    stuck = refs[0]
+
+    async def delete(ref: str) -> None:
+        if ref == stuck:
+            raise OSError("the store said no")
+        await runner.blobs.delete(ref)
+
+    sweep = BlobSweep(runner.redis, runner.keys, batch=2, output_wait_s=60)
+    later = time.time() * 1000 + 120_000
+    counts = await sweep.run(later, delete)
+    assert (counts.uploads, counts.failed) == (2, 1)
+    assert await runner.blobs.get_bytes(stuck) == b"x"
+    assert await index.owner(stuck) is not None
+    assert (await sweep.run(later, delete)).failed == 0  # claimed: not handed out at once
+    retry_at = await runner.redis.zscore(runner.keys.blob_expiry, f"{stuck}\t")
+    assert retry_at is not None and retry_at > later + 3_000_000  # an hour on
+    assert (await sweep.run(retry_at, runner.blobs.delete)).uploads == 1
     assert await runner.redis.zcard(runner.keys.blob_expiry) == 0

@@ -79,6 +79,20 @@ async def test_a_caller_that_gives_up_does_not_disturb_the_others() -> None:
         await impatient
 
 
+async def test_a_batch_nobody_waits_for_any_more_is_called_off() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    coalescer = Coalescer(recorder.send)
+    calls = [asyncio.create_task(coalescer.call(i)) for i in range(3)]
+    while not recorder.batches:
+        await asyncio.sleep(0)
+    for call in calls:
+        call.cancel()
+    await asyncio.wait_for(coalescer.aclose(), timeout=5)  # the send was cancelled, not awaited
+    assert not recorder.release.is_set()
+    assert all(call.cancelled() for call in calls)
+
+
 async def test_batches_are_bounded_and_close_waits_for_what_was_sent() -> None:
     recorder = Recorder()
     recorder.release.clear()

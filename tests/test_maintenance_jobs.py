@@ -10,10 +10,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from arq.worker import Worker
 from redis.asyncio import Redis
 
 from jobrunner.domain.cron import parse_cron
 from jobrunner.runtime import JobRunner
+from jobrunner.serializer import deserialize, serialize
 from jobrunner.settings import Settings
 from jobrunner.store.jobs import JobStore
 from jobrunner.store.limits import Limits, billing_period, previous_period
@@ -131,3 +133,31 @@ def test_maintenance_commands_print_what_they_did(invoke: Invoke) -> None:
     assert quotas["note"] == "nothing to reset"
     assert "nothing to reset" in invoke("maintenance", "reset-quotas").stdout
     assert json.dumps(quotas)
+
+
+async def test_arqs_cron_job_id_still_ends_with_the_scheduled_time(
+    runner: JobRunner, settings: Settings
+) -> None:
+    """slot_of reads the slot from arq's unique cron job id ('<name>:<ms>'): arq's format,
+    not ours, so this fails loudly if an arq release changes it."""
+    jobs = [j for j in maintenance_cron(settings) if j.name == "maintenance.reconcile"]
+    queue = runner.keys.maintenance_queue
+    worker = Worker(
+        [],
+        queue_name=queue,
+        redis_pool=runner.redis,
+        cron_jobs=jobs,
+        handle_signals=False,
+        timezone=UTC,
+        job_serializer=serialize,
+        job_deserializer=deserialize,
+    )
+    now = datetime.now(tz=UTC)
+    await worker.run_cron(now, delay=0.5)  # works out the next run
+    await worker.run_cron(now, delay=61)  # within two windows of it: enqueued
+    (job_id,) = [bytes(m).decode() for m in await runner.redis.zrange(queue, 0, -1)]
+    slot = slot_of({"job_id": job_id})
+    assert job_id == f"maintenance.reconcile:{slot}"
+    # every worker works out the same time: the minute, plus arq's fixed microsecond offset
+    assert slot % 60_000 == jobs[0].microsecond // 1000
+    assert 0 < slot - now.timestamp() * 1000 <= 60_000

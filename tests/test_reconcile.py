@@ -26,11 +26,10 @@ async def _running(runner: JobRunner, *, max_tries: int = 3, started_ago_ms: flo
     started = time.time() * 1000 - started_ago_ms
     change = Transition(
         target=JobStatus.RUNNING,
-        allowed_from=frozenset({JobStatus.QUEUED}),
         fields={"started_at": started, "attempts": 1, "worker_id": "gone"},
         audit=AuditEntry(at=datetime.now(tz=UTC), event="started", status=JobStatus.RUNNING),
     )
-    assert await runner.store.transition(job.id, change, started) is not None
+    assert await runner.store.transition(job.id, change, started)
     await runner.redis.incr(arq_retry(job.id))  # arq counts each pickup
     await runner.redis.zadd(job.queue, {job.id: time.time() * 1000 + 3_600_000})
     return job

@@ -78,7 +78,8 @@ async def test_enqueue_warns_when_no_live_worker_serves_the_queue(
             assert await jr.serves("business") and not await jr.serves("pro")
             with capture_logs() as logs:
                 await jr.enqueue("demo.echo", {}, plan="business")
-            assert logs == []
+            # no warning (the worker may well have run the job meanwhile: its info line)
+            assert [e for e in logs if e["log_level"] != "info"] == []
     async with JobRunner(settings, registry, warn_unserved=False) as quiet:
         with capture_logs() as logs:
             await quiet.enqueue("demo.echo", {}, plan="enterprise")

@@ -7,6 +7,7 @@ import asyncio
 import json
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -106,11 +107,6 @@ async def test_arq_reads_a_submitted_job_as_its_own(runner: JobRunner) -> None:
     await runner.redis.delete(arq_job(twin.job_id))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker side (not this change): a job arq enqueued itself has no record and the "
-    "worker drops it ('job record unusable'); passes once the worker adopts such jobs",
-)
 async def test_a_job_enqueued_by_plain_arq_runs_on_our_workers(
     runner: JobRunner, worker: WorkerRunner
 ) -> None:
@@ -178,20 +174,24 @@ async def test_submits_cut_off_by_a_silent_redis_are_whole_or_absent(
             proc.send_signal(signal.SIGCONT)
         assert all(isinstance(o, RedisUnavailableError) for o in outcomes), outcomes
         assert all("no answer within" in str(o) for o in outcomes)
-    # closing the runner waited for the batch it had sent: Redis has run it (maybe more
-    # than once, the client resending after a timeout) or not at all
+    # what the frozen Redis had received runs now (once, even if it was sent again after a
+    # timeout) or never ran: every job whole, none in part. Read in one MULTI, as a snapshot.
     keys = Keys("cut")
+    queue = keys.queue("free")
     redis = Redis.from_url(url)
     try:
-        ids = [i.decode() for i in await redis.zrange(keys.tenant_index("default"), 0, -1)]
-        queue = keys.queue("free")
-        assert await redis.zcard(queue) == len(ids)
+        async with redis.pipeline(transaction=True) as snap:
+            snap.zrange(keys.tenant_index("default"), 0, -1)
+            snap.zcard(queue)
+            snap.hgetall(keys.submitted_counts)
+            listed, queued, counts = await snap.execute()
+        ids = [i.decode() for i in listed]
+        assert queued == len(ids)
+        assert sum(int(v) for v in counts.values()) == len(ids)
         for job_id in ids:
             assert await redis.exists(keys.job(job_id), arq_job(job_id)) == 2
             assert await redis.zscore(queue, job_id) is not None
             assert await redis.llen(keys.audit(job_id)) == 1  # a resent call wrote nothing
-        counts = await redis.hgetall(keys.submitted_counts)
-        assert sum(int(v) for v in counts.values()) == len(ids)
     finally:
         await redis.aclose()
 
@@ -257,3 +257,26 @@ async def test_each_caller_in_one_coalesced_batch_gets_its_own_outcome(
     assert replay.replayed
     assert replay.record.id == first.id
     assert await runner.redis.zcard(runner.keys.queue("free")) == 2  # first and good only
+
+
+@pytest.mark.parametrize("key", [None, "resent"])
+async def test_a_create_sent_again_after_the_job_moved_on_changes_nothing(
+    runner: JobRunner, key: str | None
+) -> None:
+    """redis-py resends a command whose reply was lost (a Redis restart, say); by the time the
+    copy arrives a worker may have run the job: the copy must not put the record back."""
+    admitted = runner._admission.admit(
+        parse_request({"task": "demo.echo", "params": {}, "idempotency_key": key}),
+        time.time() * 1000,
+    )
+    call = [(admitted.new, admitted.arq_entry())]
+    assert await runner.store.creator.create_many(call, []) == [(admitted.new.job_id, True)]
+    job_id = admitted.new.job_id
+    await runner.redis.hset(runner.keys.job(job_id), mapping={"status": "succeeded"})
+    await runner.redis.delete(arq_job(job_id))
+    await runner.redis.zrem(admitted.queue, job_id)
+    assert await runner.store.creator.create_many(call, []) == [(job_id, True)]
+    assert (await runner.get(job_id)).status is JobStatus.SUCCEEDED
+    assert not await runner.redis.exists(arq_job(job_id))
+    assert await runner.redis.zscore(admitted.queue, job_id) is None
+    assert len(await runner.audit(job_id)) == 1

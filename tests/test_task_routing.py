@@ -133,7 +133,7 @@ async def test_bounces_are_bounded_then_the_job_fails(
         {"host": "busy-host", "queues": ["pro"], "tasks": ["tests.routed_echo"]},
         now_ms=time.time() * 1000,
         ttl_seconds=60,
-        running_job_ids=[],
+        running={},
         lease_ms=1000,
     )
     bounded = settings.model_copy(update={"task_bounce_limit": 2, "poll_delay_seconds": 0.1})

@@ -85,7 +85,21 @@ class ProgressThrottle:
         return False, None
 
 
+class _JobLogger:
+    """``ctx.log``: a structlog logger bound to the job, bound on first use (binding costs
+    more than many tasks spend, and most never log)."""
+
+    __slots__ = ("_bound", "_values")
+
+    def __init__(self, **values: Any) -> None:
+        self._values = values
+        self._bound: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._bound is None:
+            self._bound = structlog.get_logger("jobrunner.task").bind(**self._values)
+        return getattr(self._bound, name)
+
+
 def bind_job_logger(job_id: str, tenant: str, correlation_id: str | None, task: str) -> Any:
-    return structlog.get_logger("jobrunner.task").bind(
-        job_id=job_id, tenant=tenant, correlation_id=correlation_id, task=task
-    )
+    return _JobLogger(job_id=job_id, tenant=tenant, correlation_id=correlation_id, task=task)

@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     reconcile_cron: str = Field(default="* * * * *", description="Records and arq agree.")
     reset_quotas_cron: str = Field(default="0 0 1 * *", description="Monthly quota counters.")
     maintenance_batch: int = Field(
-        default=100, ge=1, le=5000, description="Jobs or blobs one maintenance Redis call handles."
+        default=50, ge=1, le=5000, description="Jobs or blobs one maintenance Redis call handles."
     )
     reconcile_grace_seconds: float = Field(
         default=5.0, ge=0, le=3600, allow_inf_nan=False, description="Younger changes are left."

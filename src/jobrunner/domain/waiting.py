@@ -81,7 +81,7 @@ def explain_wait(
         return Wait("deferred", f"Scheduled to run at {_when(record.scheduled_at, now)}.")
     if ahead is None:
         return Wait("starting", "Not in its queue any more: a worker is taking it right now.")
-    waiting = max(ahead - capacity.running, 0)
+    waiting = ahead  # running jobs are not ahead: a claim moves them past the due entries
     if capacity.workers == 0:
         return Wait(
             "no_worker",

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from jobrunner.domain.models import JobRecord
 from jobrunner.errors import BlobNotFoundError
 from jobrunner.store.blobs import CHUNK_BYTES, BlobStore, StoredBlob
 from jobrunner.store.jobs import JobStore
@@ -214,7 +213,7 @@ class OwnedBlobStore:
 
 
 def job_blobs(
-    blobs: BlobStore, store: JobStore, upload_ttl_seconds: int, record: JobRecord
+    blobs: BlobStore, store: JobStore, upload_ttl_seconds: int, *, tenant: str, job_id: str
 ) -> OwnedBlobStore:
     """The BlobStore a running job receives (``JobContext.blobs``): its writes are outputs,
     kept as long as the job's result."""
@@ -224,4 +223,4 @@ def job_blobs(
         ttl_seconds=upload_ttl_seconds,
         output_ttl_seconds=store.result_ttl,
     )
-    return OwnedBlobStore(blobs, index, record.tenant, record.id)
+    return OwnedBlobStore(blobs, index, tenant, job_id)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from jobrunner.domain.models import AuditEntry
-from jobrunner.store.codec import audit_json
-from jobrunner.store.keys import Keys, arq_retry
+from jobrunner.store.keys import Keys, arq_in_progress, arq_retry
 
 COUNTER_TTL_SECONDS = 7 * 24 * 3600
 
@@ -25,16 +23,16 @@ class TaskBounces:
         raw = await self.redis.get(self.keys.task_bounces(job_id))
         return int(raw) if raw is not None else 0
 
-    async def bounce(self, job_id: str, entry: AuditEntry) -> int:
-        """Count one bounce, note ``entry`` in the trail, give the try back; the new count.
-
-        The job itself goes back on its queue when the worker raises arq's ``Retry``.
-        """
+    async def bounce(self, job_id: str, entry: str, *, queue: str, due_ms: int) -> int:
+        """Count one bounce, note ``entry`` (audit JSON) in the trail, give the try back and put
+        the job back on ``queue``, due at ``due_ms``, releasing its lease; the new count."""
         key = self.keys.task_bounces(job_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, COUNTER_TTL_SECONDS)
-            pipe.rpushx(self.keys.audit(job_id), audit_json(entry))
+            pipe.rpushx(self.keys.audit(job_id), entry)
             pipe.decr(arq_retry(job_id))
+            pipe.zadd(queue, {job_id: due_ms}, xx=True)
+            pipe.delete(arq_in_progress(job_id))
             count, *_ = await pipe.execute()
         return int(count)

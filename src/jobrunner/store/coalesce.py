@@ -3,7 +3,8 @@
 ``await coalescer.call(item)`` parks the caller; once the loop has run every callback that was
 ready, the items gathered so far are handed to ``send`` at once (one pipeline, one round trip),
 and each caller gets its own reply or its own error back. Nothing waits on a timer: a lone call
-leaves in the next loop iteration, so coalescing costs an idle caller nothing measurable.
+leaves in the next loop iteration, so coalescing costs an idle caller nothing measurable. A
+batch whose callers have all given up is called off.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Coalescer(Generic[T, R]):
         task = asyncio.get_running_loop().create_task(self._deliver(batch))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
+        _call_off_when_abandoned(task, [future for _, future in batch])
 
     async def _deliver(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         futures = [future for _, future in batch]
@@ -74,3 +76,19 @@ class Coalescer(Generic[T, R]):
         self._flush()
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+def _call_off_when_abandoned(task: asyncio.Task[None], futures: list[asyncio.Future[R]]) -> None:
+    """Cancel the send once every caller of its batch has given up (each caller's deadline
+    cancels its wait), as cancelling a lone call would: no write keeps going unawaited."""
+    left = len(futures)
+
+    def gone(future: asyncio.Future[R]) -> None:
+        nonlocal left
+        if future.cancelled():
+            left -= 1
+            if left == 0:
+                task.cancel()
+
+    for future in futures:
+        future.add_done_callback(gone)

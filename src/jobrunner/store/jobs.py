@@ -8,29 +8,24 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
 
 from jobrunner.domain.models import AuditEntry, JobPage, JobRecord, SkippedRecord
-from jobrunner.domain.status import TERMINAL, WAITING, JobStatus
+from jobrunner.domain.status import JobStatus
 from jobrunner.errors import JobNotFoundError, RecordCorruptError
 from jobrunner.store.codec import (
     audit_json,
     decode_audit,
     decode_record,
     encode_fields,
-    pairs_to_hash,
 )
 from jobrunner.store.creation import ArqEnqueue, JobCreator, NewJob
-from jobrunner.store.keys import ALL_TENANTS, ARQ_ABORT, Keys, arq_job
+from jobrunner.store.keys import Keys, arq_in_progress, arq_retry
+from jobrunner.store.scripts import layout_args, record_script
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _lua(name: str) -> str:
-    return resources.files("jobrunner.store").joinpath(f"lua/{name}.lua").read_text()
 
 
 def valid_job_id(job_id: str) -> bool:
@@ -39,10 +34,10 @@ def valid_job_id(job_id: str) -> bool:
 
 @dataclass(frozen=True)
 class Transition:
-    """A status change: where to, from which statuses, and what else changes with it."""
+    """A status change: where to and what else changes with it. Whether the current status
+    allows it is the lifecycle table's call (domain/status.py), rendered into the Lua."""
 
     target: JobStatus
-    allowed_from: frozenset[JobStatus]
     fields: Mapping[str, Any]
     audit: AuditEntry
     increment: str | None = None
@@ -62,8 +57,9 @@ class JobStore:
         self.result_ttl = result_ttl
         self.idempotency_ttl = idempotency_ttl
         self.creator = JobCreator(redis, keys, idempotency_ttl=idempotency_ttl)
-        self._transition = redis.register_script(_lua("transition"))
-        self._cancel = redis.register_script(_lua("request_cancel"))
+        self._transition = record_script(redis, "transition")
+        self._cancel = record_script(redis, "request_cancel")
+        self._layout = layout_args(keys, record_ttl=record_ttl, result_ttl=result_ttl)
 
     # -- creation ---------------------------------------------------------------------------
 
@@ -150,79 +146,66 @@ class JobStore:
 
     # -- changes ----------------------------------------------------------------------------
 
-    async def transition(self, job_id: str, change: Transition, now_ms: float) -> JobRecord | None:
-        """Apply ``change`` if the current status allows it; None when it does not."""
+    async def transition(self, job_id: str, change: Transition, now_ms: float) -> bool:
+        """Apply ``change`` if the lifecycle table allows it from the current status; whether
+        it did (the script returns only that, not the record)."""
         keys, args = self.transition_call(job_id, change, now_ms)
         reply = await self._transition(keys=keys, args=args)
         if reply[0] == -2:
             raise JobNotFoundError(job_id)
-        if reply[0] == -1:
-            return None
-        return decode_record(pairs_to_hash(reply[1]), job_id)
+        return bool(reply[0] == 1)
 
     def transition_call(
         self, job_id: str, change: Transition, now_ms: float
     ) -> tuple[builtins.list[str], builtins.list[str]]:
-        """KEYS and ARGV of transition.lua for ``change`` (reconcile.lua runs it too)."""
-        k = self.keys
-        terminal = change.target in TERMINAL
-        fields = encode_fields(change.fields)
-        return (
-            [
-                k.job(job_id),
-                k.audit(job_id),
-                k.events(job_id),
-                k.finished,
-                k.expiring,
-                k.result(job_id),
-                k.completed_counts,
-            ],
-            [
-                change.target.value,
-                ",".join(s.value for s in change.allowed_from),
-                json.dumps(fields),
-                audit_json(change.audit),
-                repr(now_ms),
-                "1" if terminal else "0",
-                str(self.record_ttl),
-                k.status_index("{tenant}", "{status}"),
-                job_id,
-                change.increment or "",
-                change.result_json or "",
-                str(self.result_ttl),
-                change.increment_when.value if change.increment_when else "",
-                k.status_index(ALL_TENANTS, "{status}"),
-            ],
-        )
+        """KEYS and ARGV of transition.lua for ``change`` (reconcile_running.lua runs it too)."""
+        return [], [
+            *self._layout,
+            job_id,
+            change.target.value,
+            json.dumps(encode_fields(change.fields)),
+            audit_json(change.audit),
+            repr(now_ms),
+            change.increment or "",
+            change.increment_when.value if change.increment_when else "",
+            change.result_json or "",
+        ]
 
     async def request_cancel(self, job_id: str, now_ms: float, by: str) -> tuple[int, str]:
         """(1, 'cancelled') for a waiting job, (2, 'requested') for a running one, (-1, status)."""
         if not valid_job_id(job_id):
             raise JobNotFoundError(job_id)
         at = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
-        cancelled = Transition(
-            target=JobStatus.CANCELLED,
-            allowed_from=WAITING,
-            fields={"finished_at": now_ms, "cancel_requested": True, "next_attempt_at": None},
-            audit=AuditEntry(at=at, event="cancelled", status=JobStatus.CANCELLED, message=by),
-        )
-        record = await self.transition(job_id, cancelled, now_ms)
-        if record is not None:
-            # Take it out of arq too; a worker that claimed it meanwhile is refused at start.
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zrem(record.queue, job_id)
-                pipe.delete(arq_job(job_id))
-                await pipe.execute()
-            return 1, JobStatus.CANCELLED.value
-        k = self.keys
+        fields = {"finished_at": now_ms, "cancel_requested": True, "next_attempt_at": None}
+        cancelled = AuditEntry(at=at, event="cancelled", status=JobStatus.CANCELLED, message=by)
         requested = AuditEntry(at=at, event="cancel_requested", message=by)
         reply = await self._cancel(
-            keys=[k.job(job_id), k.audit(job_id), ARQ_ABORT, k.wake],
-            args=[job_id, repr(now_ms), audit_json(requested)],
+            keys=[],
+            args=[
+                *self._layout,
+                job_id,
+                repr(now_ms),
+                json.dumps(encode_fields(fields)),
+                audit_json(cancelled),
+                audit_json(requested),
+                self.keys.wake,
+            ],
         )
         if reply[0] == -2:
             raise JobNotFoundError(job_id)
         return int(reply[0]), reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+
+    async def adopt(self, job: NewJob, arq: ArqEnqueue, attempt: int) -> None:
+        """Write the record of a job arq already holds (a plain arq client enqueued it), then
+        let it go back to its queue due now: the claim's lease released, its try given back,
+        the queue's workers woken. The next claim starts it as any other job."""
+        await self.creator.create_many([(job, arq)], [])
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(arq_in_progress(job.job_id))
+            if attempt > 0:
+                pipe.decr(arq_retry(job.job_id))
+            pipe.publish(self.keys.wake, arq.queue)
+            await pipe.execute()
 
     async def set_progress(
         self,

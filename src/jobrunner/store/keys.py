@@ -168,6 +168,7 @@ def arq_retry(job_id: str) -> str:
 
 
 def arq_result(job_id: str) -> str:
+    """arq's result of a job that ended (read by arq's ``Job(id).result()``/``info()``)."""
     return result_key_prefix + job_id
 
 

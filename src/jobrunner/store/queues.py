@@ -1,9 +1,10 @@
 """Per-plan queue statistics: waiting, running, deferred jobs and the workers serving each.
 
 The one function that knows how jobs sit in arq's queue zsets: a job stays in its queue's zset
-while it runs (arq removes it when the attempt ends) with a score at or before now, and a job
-deferred to later, or waiting out a retry's backoff, has a score in the future. Running counts
-come from the workers' heartbeats, as Sidekiq's busy count does, so no job is looked at one by one.
+while it runs (removed when the attempt ends), its score moved to its lease's expiry (in the
+future) when a worker claims it; a job deferred to later, or waiting out a retry's backoff, has
+a score in the future too, and a due job one at or before now. Running counts come from the
+workers' heartbeats, as Sidekiq's busy count does, so no job is looked at one by one.
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ async def queue_stats(
             QueueStats(
                 name=keys.queue(plan),
                 plan=plan,
-                # running jobs are still among the due entries; a heartbeat's lag can make
-                # the difference briefly negative
-                queued=max(due - running, 0),
+                queued=due,
                 running=running,
-                deferred=deferred,
+                # running jobs sit among the future entries until their lease lapses; a
+                # heartbeat's lag can make the difference briefly negative
+                deferred=max(deferred - running, 0),
                 workers=serving,
             )
         )
@@ -62,8 +63,8 @@ async def queue_stats(
 
 @dataclass(frozen=True)
 class QueueSpot:
-    """Where one job sits in its arq queue: how many entries come before it (running jobs
-    included: they stay in the zset until their attempt ends) and when it becomes due."""
+    """Where one job sits in its arq queue: how many entries come before it (due jobs, and
+    deferred ones due earlier) and when it becomes due."""
 
     ahead: int
     due_ms: float

@@ -9,10 +9,11 @@ becomes terminal before (or with) the lease's removal. So:
 - a ``queued``/``retrying`` record without an arq queue entry is put back in the queue;
 - an arq queue entry with no record, no arq job key and no lease is dropped (and logged).
 
-Records are found by walking the status indices of every tenant in bounded pages (no SCAN);
-each fix is one Lua call that checks again, atomically, what the page read showed (the lease
-still absent, the record unchanged), so a job being claimed or finished meanwhile is never
-touched. Changes younger than the grace are left to the next run.
+Records are found by walking the status indices of every tenant in bounded pages (no SCAN),
+each page looked at in one Lua call that returns only the suspects; each fix is one Lua call
+that checks again, atomically, what the page showed (the lease still absent, the record
+unchanged), so a job being claimed or finished meanwhile is never touched. Changes younger
+than the grace are left to the next run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from jobrunner.domain.status import JobStatus
 from jobrunner.store.codec import audit_json, decode_record, pairs_to_hash
 from jobrunner.store.jobs import JobStore, Transition
 from jobrunner.store.keys import ALL_TENANTS, arq_in_progress, arq_job
+from jobrunner.store.scripts import record_script
 
 __all__ = ["ArqPayload", "ReconcileCounts", "Reconciler"]
 
@@ -39,7 +41,6 @@ ArqPayload = Callable[[Mapping[str, str]], tuple[bytes, int]]
 _FIELDS = ("status", "started_at", "attempts", "max_tries", "queue", "task", "created_at",
            "updated_at", "expires_at", "scheduled_at", "next_attempt_at",
            "cancel_requested")  # fmt: skip
-_RUNNING_ONLY = frozenset({JobStatus.RUNNING})
 
 
 def _lua(name: str) -> str:
@@ -82,15 +83,15 @@ class Reconciler:
         self.batch = batch
         self.grace_ms = grace_ms
         self.payload = payload
-        wrapped = f"local function transition(KEYS, ARGV)\n{_lua('transition')}\nend\n"
-        self._running = self.redis.register_script(wrapped + _lua("reconcile_running"))
+        self._running = record_script(self.redis, "reconcile_running", with_transition=True)
         self._waiting = self.redis.register_script(_lua("reconcile_waiting"))
         self._orphans = self.redis.register_script(_lua("drop_orphans"))
+        self._page = self.redis.register_script(_lua("reconcile_page"))
 
     async def run(self, now_ms: float) -> tuple[ReconcileCounts, list[JobRecord]]:
         """Counts per kind, and the records it ended (their webhooks are the caller's)."""
-        counts, failed = ReconcileCounts(), []
-        failed += await self._walk(JobStatus.RUNNING, now_ms, counts)
+        counts = ReconcileCounts()
+        ended = await self._walk(JobStatus.RUNNING, now_ms, counts)
         for status in (JobStatus.QUEUED, JobStatus.RETRYING):
             await self._walk(status, now_ms, counts)
         for queue in self.queues:
@@ -98,51 +99,41 @@ class Reconciler:
         if counts.requeued or counts.reenqueued:  # idle workers look at their queues now
             for queue in self.queues:
                 await self.redis.publish(self.keys.wake, queue)
-        return counts, failed
+        return counts, ended
 
     async def _walk(
         self, status: JobStatus, now_ms: float, counts: ReconcileCounts
     ) -> list[JobRecord]:
-        """Page through every tenant's index of ``status``; fix what the page shows wrong."""
-        index, rank, failed = self.keys.status_index(ALL_TENANTS, status), 0, []
+        """Page through every tenant's index of ``status``; fix what a page shows wrong."""
+        index, rank, ended = self.keys.status_index(ALL_TENANTS, status), 0, []
+        mode = "running" if status is JobStatus.RUNNING else "waiting"
+        fixed = [self.keys.job("{id}"), arq_in_progress(""), status.value, now_ms - self.grace_ms]
         while True:
             started = time.perf_counter()
-            ids = [i.decode() for i in await self.redis.zrange(index, rank, rank + self.batch - 1)]
-            pages = await self._read(ids)
+            reply = await self._page(keys=[index], args=[rank, self.batch, *fixed, mode])
             counts.timed(started)
-            counts.looked_at += len(ids)
+            seen, suspects = int(reply[0]), [bytes(i).decode() for i in reply[1:]]
+            counts.looked_at += seen
             moved = 0
-            for job_id, (fields, leased, queued) in zip(ids, pages, strict=True):
-                if leased or fields.get("status") != status.value:
-                    continue
-                if status is JobStatus.RUNNING:
-                    record = await self._fix_running(job_id, fields, now_ms, counts)
-                    moved += record is not None
-                    failed += [record] if record and record.is_terminal else []
-                elif not queued:
+            for job_id, fields in zip(suspects, await self._read(suspects), strict=True):
+                if status is not JobStatus.RUNNING:
                     await self._fix_waiting(job_id, fields, now_ms, counts)
-            rank += len(ids) - moved
-            if len(ids) < self.batch:
-                return failed
+                elif record := await self._fix_running(job_id, fields, now_ms, counts):
+                    moved += 1
+                    ended += [record] if record.is_terminal else []
+            rank += seen - moved
+            if seen < self.batch:
+                return ended
 
-    async def _read(self, ids: list[str]) -> list[tuple[dict[str, str], bool, bool]]:
-        """Per id: its record's fields, whether a lease exists, whether arq's queue has it."""
+    async def _read(self, ids: list[str]) -> list[dict[str, str]]:
+        """The fields a fix needs of each record, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hmget(self.keys.job(job_id), list(_FIELDS))
-                pipe.exists(arq_in_progress(job_id))
             replies = await pipe.execute()
-        records = [
-            {n: v.decode() for n, v in zip(_FIELDS, raw, strict=True) if v is not None}
-            for raw in replies[0::2]
-        ]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job_id, fields in zip(ids, records, strict=True):
-                pipe.zscore(fields.get("queue") or self.keys.queue("_none"), job_id)
-            scores = await pipe.execute()
-        leases = [bool(n) for n in replies[1::2]]
         return [
-            (f, lease, s is not None) for f, lease, s in zip(records, leases, scores, strict=True)
+            {n: v.decode() for n, v in zip(_FIELDS, raw, strict=True) if v is not None}
+            for raw in replies
         ]
 
     def _young(self, fields: Mapping[str, str], name: str, now_ms: float) -> bool:
@@ -160,11 +151,11 @@ class Reconciler:
         change = (
             _ended(attempts, tries, now_ms, cancelled=cancelled) if not back else _requeue(attempts)
         )
-        keys, args = self.store.transition_call(job_id, change, now_ms)
+        _, args = self.store.transition_call(job_id, change, now_ms)
         payload, ttl = self.payload(fields) if back else (b"", 0)
         started = time.perf_counter()
         reply = await self._running(
-            keys=[*keys, arq_in_progress(job_id), arq_job(job_id), fields["queue"]],
+            keys=[arq_in_progress(job_id), arq_job(job_id), fields["queue"]],
             args=[
                 *args,
                 fields.get("started_at", ""),
@@ -242,7 +233,6 @@ def _requeue(attempts: int) -> Transition:
     note = "its worker is gone (the lease expired): back to the queue"
     return Transition(
         target=JobStatus.QUEUED,
-        allowed_from=_RUNNING_ONLY,
         fields={"worker_id": None},
         audit=AuditEntry(
             at=datetime.now(tz=UTC),
@@ -262,7 +252,6 @@ def _ended(attempts: int, tries: int, now_ms: float, *, cancelled: bool) -> Tran
         note = "its worker is gone (the lease expired) and a cancel was asked for"
         return Transition(
             target=JobStatus.CANCELLED,
-            allowed_from=_RUNNING_ONLY,
             fields={"finished_at": now_ms, "next_attempt_at": None},
             audit=AuditEntry(
                 at=at, event="cancelled", status=JobStatus.CANCELLED, attempt=attempts, message=note
@@ -276,7 +265,6 @@ def _ended(attempts: int, tries: int, now_ms: float, *, cancelled: bool) -> Tran
     )
     return Transition(
         target=JobStatus.FAILED,
-        allowed_from=_RUNNING_ONLY,
         fields={"finished_at": now_ms, "error": error, "next_attempt_at": None},
         audit=AuditEntry(
             at=at, event="failed", status=JobStatus.FAILED, attempt=attempts, error=error

@@ -8,14 +8,15 @@ to the per-minute figures, all in one round trip.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 
 from jobrunner.domain.durations import TaskDurations
 from jobrunner.domain.minutes import MinuteFigures
-from jobrunner.store.keys import Keys, arq_in_progress
+from jobrunner.store.keys import Keys
+from jobrunner.store.leases import Leases
 from jobrunner.store.metrics import add_durations
 from jobrunner.store.minutes import add_minutes
 
@@ -32,13 +33,13 @@ class WorkerRegistry:
         *,
         now_ms: float,
         ttl_seconds: float,
-        running_job_ids: Iterable[str],
+        running: Mapping[str, Sequence[str]],
         lease_ms: int,
         durations: Mapping[str, TaskDurations] | None = None,
         minutes: Mapping[int, MinuteFigures] | None = None,
     ) -> None:
-        """Refresh this worker's entry, renew its jobs' arq leases, add ``durations`` and
-        ``minutes``."""
+        """Refresh this worker's entry, renew the arq leases of its ``running`` jobs (queue ->
+        ids), add ``durations`` and ``minutes``."""
         key = self.keys.worker(worker_id)
         fields = {name: json.dumps(value) for name, value in info.items()}
         fields["last_seen_ms"] = repr(now_ms)
@@ -48,9 +49,7 @@ class WorkerRegistry:
             pipe.hset(key, mapping=fields)
             pipe.pexpire(key, int(ttl_seconds * 1000))
             pipe.zadd(self.keys.workers, {worker_id: now_ms})
-            for job_id in running_job_ids:
-                # PEXPIRE never creates a key: a lease arq already deleted stays deleted
-                pipe.pexpire(arq_in_progress(job_id), lease_ms)
+            await Leases(self.redis, worker_id).renew(pipe, running, now_ms, lease_ms)
             add_durations(pipe, self.keys, durations or {})
             add_minutes(pipe, self.keys, minutes or {})
             await pipe.execute()

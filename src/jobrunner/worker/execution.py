@@ -1,140 +1,123 @@
-"""One attempt of one job: keeps the record true around the task's coroutine.
+"""One attempt of one claimed job: runs the task's coroutine and says how it ended.
 
-arq calls ``run_attempt`` (wrapped as an arq ``Function`` per task). It moves the record to
-running, awaits the task directly under its timeout, and records success, a retry (raising
-arq's ``Retry`` with a backoff delay), a failure, a cancellation, or an interruption by a
-shutdown (the job is left for arq to run again, never marked failed).
+The claim already moved the record to running (store/pickup.py); this awaits the task under
+its timeout and hands the ``Ending`` (success, a retry with backoff, a failure, a cancel or an
+interruption by a shutdown) to ``end``, which writes it with other endings in one call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from arq.worker import Function, func
 
-from jobrunner.admission import timeout_limit
 from jobrunner.context import JobContext, bind_job_logger
-from jobrunner.domain.models import JobError, JobRecord
-from jobrunner.domain.status import JobStatus
-from jobrunner.errors import JobNotFoundError, JobRunnerError, RecordCorruptError, TaskError
+from jobrunner.domain.models import JobError
+from jobrunner.errors import JobRunnerError, TaskError
 from jobrunner.registry import Task
 from jobrunner.store.blobindex import job_blobs
-from jobrunner.store.jobs import Transition
+from jobrunner.store.finishes import Ended, Ending
+from jobrunner.store.pickup import Claimed, StartedRecord
 from jobrunner.worker.outcomes import (
-    JobFailed,
+    Attempt,
     Services,
-    audit_entry,
-    fail,
-    fail_or_retry,
-    finish,
+    after_end,
+    failed,
     interrupted,
-    now_ms,
-    succeed,
+    retry_or_fail,
+    succeeded,
 )
 from jobrunner.worker.progress import ProgressReporter
 
-__all__ = ["JobFailed", "Services", "arq_function", "run_attempt"]
+__all__ = ["EndFn", "Services", "attempt_of", "run_claimed"]
 
 log = structlog.get_logger("jobrunner.worker")
-_STARTABLE = frozenset({JobStatus.QUEUED, JobStatus.RETRYING, JobStatus.RUNNING})
+EndFn = Callable[[Ending], Awaitable[Ended]]
 
 
-def arq_function(task: Task[Any], services: Services) -> Function:
-    """The arq Function that runs ``task``; arq's own timeout is only a backstop."""
-
-    async def run(ctx: dict[str, Any], **kwargs: Any) -> Any:
-        return await run_attempt(services, task, ctx, kwargs)
-
-    limit = timeout_limit(task, services.settings)
-    return func(run, name=task.name, timeout=limit + 30, max_tries=1_000_000, keep_result=0)
-
-
-async def run_attempt(
-    services: Services, task: Task[Any], arq_ctx: dict[str, Any], kwargs: dict[str, Any]
-) -> Any:
-    job_id, attempt = str(arq_ctx["job_id"]), int(arq_ctx["job_try"])
-    expires_ms = kwargs.get("expires_ms")
-    if expires_ms is not None and attempt == 1 and now_ms() > float(expires_ms):
-        await finish(
-            services,
-            job_id,
-            JobStatus.EXPIRED,
-            {},
-            audit_entry("expired", attempt=0),
-            allowed=frozenset({JobStatus.QUEUED}),
-        )
-        return None
+def attempt_of(job: Claimed, queue: str) -> Attempt:
+    """arq's payload fields of a claimed job (a payload that does not decode: no function)."""
     try:
-        record = await _start(services, job_id, attempt)
-    except (RecordCorruptError, JobNotFoundError) as exc:
-        # Reported and dropped; the worker goes on with other jobs.
-        log.error(
-            "job record unusable; job dropped", job_id=job_id, code=exc.code, error=exc.message
+        d = json.loads(job.payload)  # arq's payload, JSON (see serializer.py)
+        return Attempt(job, str(d["f"]), dict(d.get("k") or {}), int(d.get("et") or 0), queue)
+    except (ValueError, KeyError, TypeError):
+        return Attempt(job, "", {}, 0, queue)
+
+
+def _refusal(a: Attempt, task: Task[Any] | None, services: Services) -> JobError | None:
+    """Why this attempt cannot run at all, if it cannot."""
+    record = a.job.record
+    if record is None:
+        message = "no job record (enqueued by a plain arq client, or the record expired)"
+        return JobError(type="NoRecord", code="no_record", message=message, attempt=a.number)
+    if task is None:
+        message = f"this worker has no task {a.function or record.task!r}"
+        return JobError(type="UnknownTask", code="unknown_task", message=message, attempt=a.number)
+    if record.interruptions > services.settings.max_interruptions:
+        message = f"interrupted {record.interruptions} times"
+        return JobError(
+            type="Interrupted", code="too_many_interruptions", message=message, attempt=a.number
         )
-        return None
-    if record is None:
-        return None  # cancelled or expired before it could start
+    return None
+
+
+async def run_claimed(
+    services: Services, task: Task[Any] | None, a: Attempt, end: EndFn
+) -> str | None:
+    """Run one claimed attempt to its end, written through ``end``; the status it recorded
+    (None when the record had moved on)."""
+    record = a.job.record
+    error = _refusal(a, task, services)
+    if error is not None or task is None or record is None:
+        assert error is not None
+        log.error("job cannot run", job_id=a.job.job_id, code=error.code, error=error.message)
+        ending = failed(a, error)
+        return await after_end(services, a, ending, await end(ending))
     with structlog.contextvars.bound_contextvars(
-        job_id=job_id, tenant=record.tenant, correlation_id=record.correlation_id
+        job_id=record.id, tenant=record.tenant, correlation_id=record.correlation_id
     ):
-        if record.interruptions > services.settings.max_interruptions:
-            error = JobError(
-                type="Interrupted",
-                code="too_many_interruptions",
-                message=f"interrupted {record.interruptions} times",
-                attempt=attempt,
-            )
-            return await fail(services, record, attempt, error)
-        return await _run_started(services, task, record, attempt)
+        if services.settings.log_level.lower() == "debug":
+            log.debug("job started", attempt=a.number, task=task.name)
+        return await _run_started(services, task, a, record, end)
 
 
-async def _start(services: Services, job_id: str, attempt: int) -> JobRecord | None:
-    now = now_ms()
-    change = Transition(
-        target=JobStatus.RUNNING,
-        allowed_from=_STARTABLE,
-        fields={
-            "started_at": now,
-            "attempts": attempt,
-            "worker_id": services.worker_id,
-            "next_attempt_at": None,
-        },
-        audit=audit_entry(
-            "started", status=JobStatus.RUNNING, attempt=attempt, worker_id=services.worker_id
-        ),
-        increment="interruptions",  # running -> running: the previous worker died mid-attempt
-        increment_when=JobStatus.RUNNING,
-    )
-    record = await services.store.transition(job_id, change, now)
-    if record is None:
-        log.info("job not started: no longer waiting", job_id=job_id)
-    return record
-
-
-async def _run_started(services: Services, task: Task[Any], record: JobRecord, attempt: int) -> Any:
-    reporter = ProgressReporter(
-        services.store, record.id, services.settings.progress_interval_seconds
-    )
-    ctx = JobContext(
+def _context(
+    services: Services, task: Task[Any], a: Attempt, record: StartedRecord, sink: Any
+) -> JobContext:
+    return JobContext(
         job_id=record.id,
-        attempt=attempt,
+        attempt=a.number,
         tenant=record.tenant,
         correlation_id=record.correlation_id,
         task=task.name,
         # outputs are recorded as this job's; other tenants' blobs do not exist for it
         blobs=job_blobs(
-            services.blobs, services.store, services.settings.upload_retention_seconds, record
+            services.blobs,
+            services.store,
+            services.settings.upload_retention_seconds,
+            tenant=record.tenant,
+            job_id=record.id,
         ),
         log=bind_job_logger(record.id, record.tenant, record.correlation_id, task.name),
-        _sink=reporter.report,
+        _sink=sink,
         settings=services.settings,
         _loop=asyncio.get_running_loop(),
         store=services.store,
         timeout_seconds=record.timeout_seconds,
     )
+
+
+async def _run_started(
+    services: Services, task: Task[Any], a: Attempt, record: StartedRecord, end: EndFn
+) -> str | None:
+    reporter = ProgressReporter(
+        services.store, record.id, services.settings.progress_interval_seconds
+    )
+    ctx = _context(services, task, a, record, reporter.report)
     services.running.add(record.id)
     started = time.monotonic()
     try:
@@ -142,22 +125,26 @@ async def _run_started(services: Services, task: Task[Any], record: JobRecord, a
         services.durations.observe(task.name, time.monotonic() - started)
     except asyncio.CancelledError:
         ctx.cancel_token.set()  # threads started by the task can notice and stop
-        await asyncio.shield(interrupted(services, record, attempt, reporter))
+        ending = interrupted(a, reporter)
+        ended = await end(ending)  # shielded: the write happens whatever the caller does
+        await asyncio.shield(after_end(services, a, ending, ended))
         raise
     finally:
         services.running.discard(record.id)
     if error is None:
-        return await succeed(services, record, attempt, value, reporter)
-    return await fail_or_retry(services, task, record, attempt, error, reporter)
+        ending = await succeeded(services, a, value, reporter)
+    else:
+        ending = retry_or_fail(services, task, a, record, error, reporter)
+    return await after_end(services, a, ending, await end(ending))
 
 
 async def _execute(
-    task: Task[Any], ctx: JobContext, record: JobRecord
+    task: Task[Any], ctx: JobContext, record: StartedRecord
 ) -> tuple[Any, JobError | None]:
     """Await the task under its timeout; an exception becomes a JobError, never escapes."""
     timeout = asyncio.timeout(record.timeout_seconds)
     try:
-        params = task.parse(record.params)
+        params = task.parse(json.loads(record.params_json))
         async with timeout:
             return await task.fn(ctx, params), None
     except TimeoutError as exc:

@@ -23,23 +23,27 @@ from arq.connections import ArqRedis
 from arq.cron import CronJob
 from arq.worker import Worker
 
+from jobrunner.admission import Admission
 from jobrunner.callbacks import Callbacks
 from jobrunner.domain.shares import split_concurrency
 from jobrunner.registry import Registry
 from jobrunner.settings import Settings
 from jobrunner.store.blob_backends import blob_store
 from jobrunner.store.blobs import BlobStore
+from jobrunner.store.finishes import Finisher
 from jobrunner.store.jobs import JobStore
 from jobrunner.store.keys import Keys
+from jobrunner.store.leases import Leases
 from jobrunner.store.workers import WorkerRegistry
-from jobrunner.worker.arq_worker import JobRunnerWorker
+from jobrunner.worker.arq_worker import JobRunnerWorker, arq_functions
+from jobrunner.worker.batching import FinishBatcher
 from jobrunner.worker.capacity import SharedCapacity
-from jobrunner.worker.execution import Services, arq_function
-from jobrunner.worker.quiet import quiet_recorded_failures
+from jobrunner.worker.execution import Services
 from jobrunner.worker.wakeups import WakeListener
 
 log = structlog.get_logger("jobrunner.worker")
 RUNNING_SAMPLE = 20  # ids of running jobs a heartbeat names (the count is always exact)
+ABORT_CHECK_SECONDS = 2.0  # the fallback when a cancel's wake message is lost
 
 
 def job_store(redis: ArqRedis, settings: Settings) -> JobStore:
@@ -82,6 +86,13 @@ class WorkerRunner:
             callbacks=Callbacks(settings, registry, store),
         )
         self.registry = registry
+        finisher = Finisher(
+            redis, self.keys, record_ttl=store.record_ttl, result_ttl=store.result_ttl
+        )
+        self._batch = FinishBatcher(
+            lambda endings, now: finisher.finish(endings, now, self.worker_id)
+        )
+        self._leases = Leases(redis, self.worker_id)
         self.slots = split_concurrency(self.concurrency, self.queues, settings.plan_shares)
         self.workers: dict[str, JobRunnerWorker] = {}
         self._cron_jobs = list(cron_jobs)
@@ -95,15 +106,20 @@ class WorkerRunner:
         self.started_at_ms = time.time() * 1000
 
     def _build_workers(self) -> None:
-        functions = [arq_function(t, self.services) for t in self.registry]
-        if not functions:
+        tasks = {t.name: t for t in self.registry}
+        if not tasks:
             raise ValueError("no tasks to run: the registry is empty")
+        functions = arq_functions(tasks)
         s = self.settings
         self.capacity = SharedCapacity(self.concurrency, self.slots)
         for plan in self.queues:
             queue = self.keys.queue(plan)
             self.workers[plan] = JobRunnerWorker(
                 functions,
+                tasks=tasks,
+                services=self.services,
+                end=self._batch.end,
+                admission=Admission(self.settings, self.registry, self.keys),
                 queue_name=queue,
                 plan=plan,
                 capacity=self.capacity,
@@ -112,7 +128,6 @@ class WorkerRunner:
                 idle_poll_seconds=s.poll_delay_seconds,
                 scan_limit=max(1000, self.concurrency * 10),
                 wake=self._wake.event_for(queue),
-                ctx={"services": self.services},
             )
         if self._cron_jobs:
             self._maintenance = Worker(
@@ -133,7 +148,6 @@ class WorkerRunner:
         """Start consuming in background tasks of the running loop."""
         self.services.loop = asyncio.get_running_loop()
         self.started_at_ms = time.time() * 1000
-        quiet_recorded_failures()
         self._build_workers()
         await self._wake.start()
         arq_workers: list[Worker] = [*self.workers.values()]
@@ -143,6 +157,7 @@ class WorkerRunner:
             worker.main_task = asyncio.create_task(worker.main())
             self._tasks.append(worker.main_task)
         self._tasks.append(asyncio.create_task(self._heartbeats()))
+        self._tasks.append(asyncio.create_task(self._abort_checks()))
         await self._beat()
         log.info("worker started", worker_id=self.worker_id, slots=self.slots)
 
@@ -187,6 +202,7 @@ class WorkerRunner:
         for t in running:
             t.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        await asyncio.gather(*(w.settle() for w in self.workers.values()))
         await _cancel_all(self._tasks)
         await self._wake.stop()
         with contextlib.suppress(Exception):
@@ -231,7 +247,7 @@ class WorkerRunner:
                 info,
                 now_ms=time.time() * 1000,
                 ttl_seconds=max(s.heartbeat_seconds * 3, s.lease_seconds),
-                running_job_ids=self.running_job_ids,
+                running={w.queue_name: w.running_job_ids for w in self.workers.values()},
                 lease_ms=int(s.lease_seconds * 1000),
                 durations=durations,
                 minutes=minutes,
@@ -250,6 +266,24 @@ class WorkerRunner:
                 await self._beat()
             except Exception as exc:  # keep beating through a Redis blip; leases are long enough
                 log.warning("heartbeat failed", error=str(exc))
+
+    async def _abort_checks(self) -> None:
+        """Cancel running attempts a cancel asked to stop: when the wake channel says so, and
+        every ``ABORT_CHECK_SECONDS`` in case a message was lost."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ABORT_CHECK_SECONDS):
+                    await self._wake.abort.wait()
+            self._wake.abort.clear()
+            if not any(w.tasks for w in self.workers.values()):
+                continue
+            try:
+                aborted = await self._leases.aborted(time.time() * 1000)
+            except Exception as exc:  # a Redis blip: the next check catches up
+                log.warning("abort check failed", error=str(exc))
+                continue
+            for worker in self.workers.values():
+                worker.abort(aborted)
 
 
 async def _drain(running: list[asyncio.Task[Any]], grace: float, hurry: asyncio.Event) -> None:

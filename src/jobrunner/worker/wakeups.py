@@ -1,7 +1,8 @@
-"""Wakes idle queue workers when a job is enqueued (or a cancel is requested).
+"""Wakes the idle queue worker a message names (a job was enqueued on its queue), and the
+process's abort check when a cancel of a running job is requested.
 
-One pub/sub subscription per process. A lost message costs at most one idle poll interval,
-because workers still poll as a fallback.
+One pub/sub subscription per process. A lost message costs at most one idle poll interval
+(or one abort-check interval), because both still poll as a fallback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class WakeListener:
         self.redis = redis
         self.channel = channel
         self._events: dict[str, asyncio.Event] = {}
+        self.abort = asyncio.Event()  # set by the "abort" message (store/lua/request_cancel.lua)
         self._task: asyncio.Task[None] | None = None
 
     def event_for(self, queue: str) -> asyncio.Event:
@@ -31,8 +33,7 @@ class WakeListener:
         if event is not None:
             event.set()
         elif name == "abort":
-            for each in self._events.values():
-                each.set()
+            self.abort.set()
 
     async def start(self) -> None:
         ready = asyncio.Event()
@@ -62,6 +63,7 @@ class WakeListener:
                 log.warning("wake subscription lost", error=str(exc))
                 for each in self._events.values():
                     each.set()
+                self.abort.set()
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):

@@ -15,18 +15,22 @@
 -- before the error is returned: Redis itself does not roll a script back.
 local a = cjson.decode(ARGV[1])
 local id = a['id']
+-- The same call sent again (redis-py resends after a lost reply, or after a restart) must
+-- change nothing: by then a worker may have run the job and the record moved on.
 if KEYS[7] ~= '' then
   local existing = redis.call('GET', KEYS[7])
   if existing then
     local prior = cjson.decode(existing)
     if prior['job_id'] == id then
-      return {1, id} -- this very call, sent again after its reply was lost
+      return {1, id} -- this very call, run already (the key was written with the record)
     end
     if prior['fingerprint'] == a['fingerprint'] then
       return {0, prior['job_id']}
     end
     return {-1, prior['job_id']}
   end
+elseif redis.call('EXISTS', KEYS[1]) == 1 then
+  return {1, id} -- this very call, run already
 end
 local fields = a['fields']
 local flat = {}
@@ -39,9 +43,7 @@ local counter = fields['plan'] .. '\t' .. fields['task']
 local done = {}
 
 local function write()
-  if redis.call('HSET', KEYS[1], unpack(flat)) == 0 then
-    return false -- every field was there already: this call was sent again and has run
-  end
+  redis.call('HSET', KEYS[1], unpack(flat))
   done.record = true
   redis.call('RPUSH', KEYS[2], a['audit'])
   for _, i in ipairs({3, 4, 5, 12, 13, 14, 15}) do
@@ -60,7 +62,6 @@ local function write()
   -- the two writes arq's enqueue_job makes, for a fresh id nobody else can race on
   redis.call('PSETEX', KEYS[9], tonumber(a['payload_ttl']), a['payload'])
   redis.call('ZADD', KEYS[10], tonumber(a['score']), id)
-  return true
 end
 
 local function undo()

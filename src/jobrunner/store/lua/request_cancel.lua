@@ -1,14 +1,32 @@
--- Ask a running job to stop: flag the record and put the job on arq's abort set, so its worker
--- cancels the coroutine (woken at once by the wake message). Waiting jobs are cancelled by a
--- plain transition instead (see JobStore.request_cancel).
--- KEYS: 1 job hash, 2 audit list, 3 arq abort zset, 4 wake channel
--- ARGV: 1 job id, 2 now ms, 3 audit entry (JSON)
--- Returns {2, 'requested'}, {-1, current status} or {-2} (no such job).
-local current = redis.call('HGET', KEYS[1], 'status')
+-- Cancel a job in one step (the record lib, with the lifecycle table, is prepended). A waiting
+-- job is cancelled at once and leaves arq's queue; a running one is flagged and put on arq's
+-- abort set, and the wake channel's 'abort' message makes its worker cancel the coroutine.
+-- ARGV: 1-16 the layout, 17 job id, 18 now ms, 19 fields when cancelled now (JSON),
+--       20 audit entry 'cancelled' (JSON), 21 audit entry 'cancel_requested' (JSON),
+--       22 wake channel
+-- Returns {1, 'cancelled'}, {2, 'requested'}, {-1, current status} or {-2} (no such job).
+local id, now = ARGV[17], tonumber(ARGV[18])
+local key = named(L.record, id)
+local r = redis.call('HMGET', key, 'status', 'tenant', 'task', 'plan', 'created_at', 'progress',
+  'message', 'attempts', 'queue')
+local current = r[1]
 if not current then return {-2} end
-if current ~= 'running' then return {-1, current} end
-redis.call('HSET', KEYS[1], 'cancel_requested', '1', 'updated_at', ARGV[2])
-redis.call('RPUSH', KEYS[2], ARGV[3])
-redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
-redis.call('PUBLISH', KEYS[4], 'abort')
-return {2, 'requested'}
+if not may_move(current, 'cancelled') then return {-1, current} end
+if current == 'running' then
+  redis.call('HSET', key, 'cancel_requested', '1', 'updated_at', ARGV[18])
+  redis.call('RPUSH', named(L.audit, id), ARGV[21])
+  redis.call('ZADD', L.arq_abort, now, id)
+  redis.call('PUBLISH', ARGV[22], 'abort')
+  return {2, 'requested'}
+end
+write_fields(key, 'cancelled', now, cjson.decode(ARGV[19]))
+reindex(L.status_idx, L.all_status_idx, id, r[2], r[5], current, 'cancelled', now)
+local audit_key = named(L.audit, id)
+redis.call('RPUSH', audit_key, ARGV[20])
+seal(L, id, key, audit_key, r[2], r[3], r[4], 'cancelled', now)
+redis.call('ZREM', L.expiring, id)
+publish_status(named(L.events, id), id, 'cancelled', r[6], r[7], r[8], now)
+-- arq's side: the job will not run (a worker that claims it meanwhile finds it cancelled)
+if r[9] then redis.call('ZREM', r[9], id) end
+redis.call('DEL', L.arq_job .. id, L.arq_retry .. id)
+return {1, 'cancelled'}
