@@ -16,3 +16,11 @@ async def test_expire_overdue_marks_waiting_jobs_past_their_ttl(runner: JobRunne
     assert (await runner.get(due.id)).status is JobStatus.EXPIRED
     assert (await runner.get(fresh.id)).status is JobStatus.QUEUED
     assert (await runner.list(status="expired")).total == 1
+
+
+async def test_expiry_pages_until_done_and_survives_a_missing_record(runner: JobRunner) -> None:
+    jobs = [await runner.enqueue("demo.echo", {}, ttl_seconds=0.05) for _ in range(5)]
+    await runner.redis.delete(runner.keys.job(jobs[0].id))  # its record is gone
+    assert await expire_overdue(runner.store, time.time() * 1000 + 100, batch=2) == 4
+    assert await runner.redis.zcard(runner.keys.expiring) == 0
+    assert (await runner.list(status="expired")).total == 4

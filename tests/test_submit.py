@@ -280,3 +280,13 @@ async def test_a_create_sent_again_after_the_job_moved_on_changes_nothing(
     assert not await runner.redis.exists(arq_job(job_id))
     assert await runner.redis.zscore(admitted.queue, job_id) is None
     assert len(await runner.audit(job_id)) == 1
+
+
+async def test_a_deferred_job_never_becomes_eligible_before_its_scheduled_time(
+    runner: JobRunner,
+) -> None:
+    request = parse_request({"task": "demo.echo", "params": {}, "defer_seconds": 0.8})
+    for now in (1_700_000_000_000.1, 1_700_000_000_000.5, 1_700_000_000_000.9):
+        admitted = runner._admission.admit(request, now)
+        scheduled = admitted.new.fields["scheduled_at"]
+        assert scheduled <= admitted.score_ms < scheduled + 1

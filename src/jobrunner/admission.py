@@ -6,6 +6,7 @@ Pure apart from the clock and id passed in; no Redis here.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -133,7 +134,8 @@ class Admission:
             expires_ms=expires,
         )
         ready = scheduled <= now_ms
-        score = int(scheduled - (req.priority * PRIORITY_STEP_MS if ready else 0))
+        # arq's score is whole ms: a deferred job's is rounded up, never eligible before its time
+        score = int(scheduled - req.priority * PRIORITY_STEP_MS) if ready else math.ceil(scheduled)
         arq_ttl = int((expires or scheduled) - now_ms + self.settings.job_key_ttl_seconds * 1000)
         return Admitted(new, task, self.keys.queue(plan), score, arq_ttl, params)
 

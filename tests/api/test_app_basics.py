@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from asgi_lifespan import LifespanManager
 from jobrunner.api import create_app
 from jobrunner.api.services import ApiServices
 from jobrunner.embedded import free_port
+from jobrunner.settings import Settings
 from tests.api.conftest import MakeKey, admin, api_settings, assert_problem, bearer
 from tests.conftest import start_redis
 
@@ -142,3 +144,14 @@ async def test_writes_answer_503_quickly_while_redis_is_down(tmp_path: Path) -> 
         if proc.poll() is None:
             proc.terminate()
             proc.wait(10)
+
+
+async def test_an_app_owning_its_process_freezes_its_start_up_heap(settings: Settings) -> None:
+    gc.unfreeze()
+    try:
+        async with LifespanManager(create_app(settings, freeze_gc=True)):
+            assert gc.get_freeze_count() > 0  # full collections no longer walk these objects
+    finally:
+        gc.unfreeze()
+    async with LifespanManager(create_app(settings)):  # embedded: the GC is the host's
+        assert gc.get_freeze_count() == 0

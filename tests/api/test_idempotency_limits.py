@@ -130,6 +130,32 @@ async def test_a_refused_submit_does_not_use_quota(
     ).status_code == 202
 
 
+async def test_a_body_refused_before_validation_gives_its_unit_back(
+    client: httpx.AsyncClient, make_key: MakeKey, api: ApiServices
+) -> None:
+    key = await make_key(monthly_quota=1)
+    headers = {**bearer(key), "Content-Type": "application/json"}
+    assert_problem(await client.post(JOBS, content=b"{not json", headers=headers), 400)
+    assert_problem(await client.post(JOBS, content=b"[1, 2]", headers=headers), 422)
+    period = billing_period(datetime.now(tz=UTC))
+    assert await api.limits.used("acme", period) == 0
+    assert (
+        await client.post(JOBS, json={"task": "demo.echo"}, headers=bearer(key))
+    ).status_code == 202
+    assert await api.limits.used("acme", period) == 1
+
+
+async def test_a_rate_limited_submit_uses_no_quota(
+    client: httpx.AsyncClient, make_key: MakeKey, api: ApiServices
+) -> None:
+    key = await make_key(monthly_quota=5, rate_limit_per_s=1)
+    first = await client.post(JOBS, json={"task": "demo.echo"}, headers=bearer(key))
+    limited = await client.post(JOBS, json={"task": "demo.echo"}, headers=bearer(key))
+    assert first.status_code == 202
+    assert_problem(limited, 429, "rate-limited")
+    assert await api.limits.used("acme", billing_period(datetime.now(tz=UTC))) == 1
+
+
 async def test_rate_limit_429_with_headers_and_headers_on_success(
     client: httpx.AsyncClient, make_key: MakeKey
 ) -> None:

@@ -18,7 +18,8 @@ from jobrunner.api.middleware import response_headers
 from jobrunner.api.problems import Problem
 from jobrunner.api.services import ApiServices, services
 from jobrunner.settings import Settings
-from jobrunner.store.limits import RateDecision
+from jobrunner.store.gate import QuotaUnit
+from jobrunner.store.limits import Period, RateDecision
 from jobrunner.store.tenants import ApiKey
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "bearer_token",
     "is_admin_token",
     "require_admin",
+    "require_submitter",
     "require_tenant",
 ]
 
@@ -106,14 +108,35 @@ def _principal(settings: Settings, key: ApiKey) -> Principal:
 async def require_tenant(conn: HTTPConnection) -> Principal:
     """Authenticate a tenant key and spend one request of its rate (429 when none is left);
     both in one Redis call."""
+    principal, _ = await _admit(conn, None)
+    return principal
+
+
+async def require_submitter(
+    conn: HTTPConnection, period: Period
+) -> tuple[Principal, QuotaUnit | None]:
+    """``require_tenant`` that also reserves one unit of the tenant's monthly quota for
+    ``period``, in the same Redis call: the unit (reserved, or refused when the quota is used
+    up), or None when the key has no quota. A reserved unit the submit does not turn into a
+    new job is the caller's to give back."""
+    return await _admit(conn, period)
+
+
+async def _admit(conn: HTTPConnection, period: Period | None) -> tuple[Principal, QuotaUnit | None]:
     api = services(conn)
     token = _token(conn, api)
     async with api.guard("authenticate"):
-        admitted = await api.gate.admit(token)
-    principal = _known(conn, admitted.key if admitted else None, api)
-    decision = admitted.rate if admitted else None
-    if decision is None:
-        return principal
+        admitted = await api.gate.admit(token, quota=period)
+    if admitted is None:
+        raise unauthorized("unknown or revoked API key", invalid=True)
+    principal = _known(conn, admitted.key, api)
+    if admitted.rate is not None:
+        _spend_rate(conn, principal, admitted.rate)
+    return principal, admitted.quota
+
+
+def _spend_rate(conn: HTTPConnection, principal: Principal, decision: RateDecision) -> None:
+    """RateLimit-* headers on the response; 429 when the bucket refused the request."""
     headers = _rate_headers(decision)
     response_headers(conn.scope).update(headers)
     if not decision.allowed:
@@ -123,7 +146,6 @@ async def require_tenant(conn: HTTPConnection) -> Principal:
             f"more than {principal.rate_limit_per_s:g} requests a second on this key",
             headers={**headers, "Retry-After": str(decision.retry_after_s)},
         )
-    return principal
 
 
 def _rate_headers(decision: RateDecision) -> dict[str, str]:

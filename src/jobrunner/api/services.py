@@ -43,7 +43,12 @@ class ApiServices:
             ttl_seconds=self.settings.upload_retention_seconds,
             output_ttl_seconds=self.settings.result_ttl_seconds,
         )
-        self.gate = RequestGate(redis, keys, plan_rates=self.settings.plan_rate_limits)
+        self.gate = RequestGate(
+            redis,
+            keys,
+            plan_rates=self.settings.plan_rate_limits,
+            plan_quotas=self.settings.plan_quotas,
+        )
         self.probe = RedisProbe(redis)
 
     @property

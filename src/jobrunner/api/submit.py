@@ -15,12 +15,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobrunner.api.auth import Principal, require_tenant
+from jobrunner.api.auth import Principal, require_submitter
 from jobrunner.api.bodies import body_stream, parse_model, read_json
 from jobrunner.api.checks import check_callback_url, check_params_refs, choose_plan, invalid
 from jobrunner.api.middleware import correlation_id
@@ -31,9 +32,10 @@ from jobrunner.api.operations import Body, Reply, operation
 from jobrunner.api.replies import job_reply
 from jobrunner.api.services import ApiServices, services
 from jobrunner.api.uploads import UploadView, discard_upload, multipart_limit, store_upload
-from jobrunner.api.usage import counted
+from jobrunner.api.usage import Reservation, give_back, on_unit
 from jobrunner.domain.views import JobView
 from jobrunner.runtime import Submitted
+from jobrunner.store.limits import billing_period
 from jobrunner.submission import EnqueueRequest, parse_request
 
 __all__ = ["submit_job"]
@@ -74,15 +76,21 @@ class Form:
     },
 )
 async def submit_job(request: Request) -> Response:
-    principal = await require_tenant(request)
+    period = billing_period(datetime.now(tz=UTC))
+    principal, unit = await require_submitter(request, period)  # auth, rate, quota: one call
     api = services(request)
-    boundary = boundary_of(request.headers.get("content-type", ""))
-    if boundary is None:
-        form = Form(await read_json(request, api.settings.max_body_bytes))
-    else:
-        form = await _read_form(request, api, principal.tenant, boundary)
+    reservation: Reservation = (unit, period)
     try:
-        submitted = await _submit(request, api, principal, form)
+        form, prepared = await _receive(request, api, principal)
+    except BaseException:
+        await give_back(api, principal, reservation)
+        raise
+
+    async def submit() -> Submitted:
+        return await api.runner.submit_or_replay(prepared.request, fingerprint=prepared.fingerprint)
+
+    try:
+        submitted = await on_unit(api, principal, reservation, submit, prepared.key)
     except BaseException:
         if form.upload is not None:
             await discard_upload(api, form.upload.uri)
@@ -94,9 +102,35 @@ async def submit_job(request: Request) -> Response:
     )
 
 
-async def _submit(
+@dataclass(frozen=True)
+class Prepared:
+    """A submission checked and ready for the JobRunner."""
+
+    request: EnqueueRequest
+    fingerprint: str | None  # what a repeated idempotency key is compared by
+    key: str | None  # the idempotency key
+
+
+async def _receive(
+    request: Request, api: ApiServices, principal: Principal
+) -> tuple[Form, Prepared]:
+    """The body read and checked (an upload it stored is discarded when the checks fail)."""
+    boundary = boundary_of(request.headers.get("content-type", ""))
+    if boundary is None:
+        form = Form(await read_json(request, api.settings.max_body_bytes))
+    else:
+        form = await _read_form(request, api, principal.tenant, boundary)
+    try:
+        return form, await _prepare(request, api, principal, form)
+    except BaseException:
+        if form.upload is not None:
+            await discard_upload(api, form.upload.uri)
+        raise
+
+
+async def _prepare(
     request: Request, api: ApiServices, principal: Principal, form: Form
-) -> Submitted:
+) -> Prepared:
     if not isinstance(form.body, dict):
         raise invalid("(root)", "the body must be a JSON object")
     key = _idempotency_key(request, form.body)
@@ -112,11 +146,7 @@ async def _submit(
     await check_params_refs(api, principal.tenant, params)
     enqueue = _enqueue_request(sub, params, principal, plan, key, correlation_id(request.scope))
     fingerprint = _fingerprint(form) if key is not None else None  # compared only with a key
-
-    async def submit() -> Submitted:
-        return await api.runner.submit_or_replay(enqueue, fingerprint=fingerprint)
-
-    return await counted(api, principal, submit, key)
+    return Prepared(enqueue, fingerprint, key)
 
 
 def _idempotency_key(request: Request, body: dict[str, Any]) -> str | None:

@@ -19,9 +19,10 @@ from jobrunner.api.replies import json_reply
 from jobrunner.api.services import ApiServices, services
 from jobrunner.domain.views import API_PREFIX
 from jobrunner.runtime import Submitted
+from jobrunner.store.gate import QuotaUnit
 from jobrunner.store.limits import Period, billing_period
 
-__all__ = ["counted", "routes"]
+__all__ = ["Reservation", "counted", "give_back", "on_unit", "routes"]
 
 
 async def counted(
@@ -37,11 +38,31 @@ async def counted(
         return await submit()
     period = billing_period(datetime.now(tz=UTC))
     async with api.guard("quota"):
-        allowed, _ = await api.limits.reserve(principal.tenant, period, quota)
-    if not allowed:
+        allowed, used = await api.limits.reserve(principal.tenant, period, quota)
+    unit = QuotaUnit(allowed, used, quota)
+    return await on_unit(api, principal, (unit, period), submit, idempotency_key)
+
+
+Reservation = tuple[QuotaUnit | None, Period]  # a unit (None: no quota) and its period
+
+
+async def on_unit(
+    api: ApiServices,
+    principal: Principal,
+    reservation: Reservation,
+    submit: Callable[[], Awaitable[Submitted]],
+    idempotency_key: str | None = None,
+) -> Submitted:
+    """``counted`` on a unit already reserved (``require_submitter``): a refused unit is 429
+    unless the request is a replay; a reserved one is given back when ``submit`` fails or
+    replays."""
+    unit, period = reservation
+    if unit is None:
+        return await submit()
+    if not unit.reserved:
         if idempotency_key and await _is_replay(api, principal, idempotency_key):
             return await submit()
-        raise _over_quota(quota, period)
+        raise _over_quota(unit.quota, period)
     try:
         done = await submit()
     except BaseException:
@@ -50,6 +71,13 @@ async def counted(
     if done.replayed:
         await _release(api, principal, period)
     return done
+
+
+async def give_back(api: ApiServices, principal: Principal, reservation: Reservation) -> None:
+    """Return a reserved unit whose request was refused before it reached ``on_unit``."""
+    unit, period = reservation
+    if unit is not None and unit.reserved:
+        await _release(api, principal, period)
 
 
 async def _is_replay(api: ApiServices, principal: Principal, key: str) -> bool:

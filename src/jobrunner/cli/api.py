@@ -37,7 +37,7 @@ def api(host: str, port: int, workers: int) -> None:
         "timeout_graceful_shutdown": 10,
     }
     if workers == 1:
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings, freeze_gc=True), **common)
     else:  # each process builds its settings from the same environment
         uvicorn.run("jobrunner.api:create_app", factory=True, workers=workers, **common)
 

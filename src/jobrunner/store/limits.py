@@ -5,7 +5,8 @@ Quotas count jobs per tenant per calendar month (UTC): a submit reserves one uni
 job is created and gives it back if the submit turned out to be an idempotent replay or failed.
 Rates are token buckets per API key, refilled continuously at ``rate`` tokens a second, holding
 at most one second's worth (the burst); time is Redis's own clock, the same for every process.
-The bucket is spent in gate.py, in the same Lua call that finds the request's API key.
+The bucket is spent in gate.py, in the same Lua call that finds the request's API key (and, for a
+submit, reserves its quota unit).
 """
 
 from __future__ import annotations
@@ -20,25 +21,40 @@ from redis.asyncio import Redis
 from jobrunner.store.keys import Keys
 
 __all__ = [
+    "RESERVE_UNIT",
     "TAKE_TOKEN",
     "Limits",
     "Period",
     "RateDecision",
     "billing_period",
+    "counter_expiry_ms",
     "previous_period",
     "rate_decision",
 ]
 
-# KEYS: 1 counter. ARGV: 1 quota, 2 expire-at ms. Returns {1, used} or {0, used} (refused).
-_RESERVE = """
-local used = redis.call('INCR', KEYS[1])
-if used == 1 then redis.call('PEXPIREAT', KEYS[1], ARGV[2]) end
-if used > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
-  return {0, used - 1}
+# One unit of a quota counter: counted, or refused (and not counted) when ``quota`` is used up;
+# the counter expires at ``expire_at`` (unix ms). Returns reserved (1/0) and the units used.
+# Shared with gate.py's one-call admission.
+RESERVE_UNIT = """
+local function reserve_unit(counter, quota, expire_at)
+  local used = redis.call('INCR', counter)
+  if used == 1 then redis.call('PEXPIREAT', counter, expire_at) end
+  if used > quota then
+    redis.call('DECR', counter)
+    return 0, used - 1
+  end
+  return 1, used
 end
-return {1, used}
 """
+
+# KEYS: 1 counter. ARGV: 1 quota, 2 expire-at ms. Returns {1, used} or {0, used} (refused).
+_RESERVE = (
+    RESERVE_UNIT
+    + """
+local reserved, used = reserve_unit(KEYS[1], tonumber(ARGV[1]), ARGV[2])
+return {reserved, used}
+"""
+)
 
 # KEYS: 1 counter. Gives back one unit, never below zero.
 _RELEASE = """
@@ -95,6 +111,11 @@ def billing_period(now: datetime) -> Period:
     return Period(f"{now.year:04d}-{now.month:02d}", datetime(year, month, 1, tzinfo=UTC))
 
 
+def counter_expiry_ms(period: Period) -> int:
+    """When a period's quota counter expires (unix ms): a week past its reset, kept for /usage."""
+    return int(period.resets_at.timestamp() * 1000) + 7 * 86_400_000
+
+
 def previous_period(now: datetime) -> Period:
     """The calendar month (UTC) before the one holding ``now``."""
     now = now.astimezone(UTC)
@@ -124,9 +145,8 @@ class Limits:
 
     async def reserve(self, tenant: str, period: Period, quota: int) -> tuple[bool, int]:
         """Count one job against the quota: (allowed, used including this one if allowed)."""
-        expire_ms = int(period.resets_at.timestamp() * 1000) + 7 * 86_400_000  # kept for /usage
         ok, used = await self._reserve(
-            keys=[self.keys.usage(tenant, period.name)], args=[quota, expire_ms]
+            keys=[self.keys.usage(tenant, period.name)], args=[quota, counter_expiry_ms(period)]
         )
         return bool(ok), int(used)
 

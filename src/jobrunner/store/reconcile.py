@@ -91,7 +91,7 @@ class Reconciler:
     async def run(self, now_ms: float) -> tuple[ReconcileCounts, list[JobRecord]]:
         """Counts per kind, and the records it ended (their webhooks are the caller's)."""
         counts = ReconcileCounts()
-        failed = await self._walk(JobStatus.RUNNING, now_ms, counts)
+        ended = await self._walk(JobStatus.RUNNING, now_ms, counts)
         for status in (JobStatus.QUEUED, JobStatus.RETRYING):
             await self._walk(status, now_ms, counts)
         for queue in self.queues:
@@ -99,7 +99,7 @@ class Reconciler:
         if counts.requeued or counts.reenqueued:  # idle workers look at their queues now
             for queue in self.queues:
                 await self.redis.publish(self.keys.wake, queue)
-        return counts, failed
+        return counts, ended
 
     async def _walk(
         self, status: JobStatus, now_ms: float, counts: ReconcileCounts

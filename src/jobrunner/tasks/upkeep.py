@@ -71,7 +71,7 @@ class Upkeep:
     store: JobStore
     blobs: BlobStore
     settings: Settings
-    on_ended: Callable[[JobRecord], Awaitable[None]] | None = None  # webhooks of failed jobs
+    on_ended: Callable[[JobRecord], Awaitable[None]] | None = None  # webhooks of jobs it ends
 
     async def prune(self, now_ms: float | None = None) -> Report:
         started = time.perf_counter()
@@ -109,9 +109,9 @@ class Upkeep:
             grace_ms=s.reconcile_grace_seconds * 1000,
             payload=arq_payload(s),
         )
-        counts, failed = await reconciler.run(time.time() * 1000 if now_ms is None else now_ms)
+        counts, ended = await reconciler.run(time.time() * 1000 if now_ms is None else now_ms)
         if self.on_ended is not None:
-            for record in failed:
+            for record in ended:
                 await self.on_ended(record)
         timer = CallTimer(counts.calls, counts.longest_s)
         report = {

@@ -15,6 +15,14 @@
 -- before the error is returned: Redis itself does not roll a script back.
 local a = cjson.decode(ARGV[1])
 local id = a['id']
+local fields = a['fields']
+local flat = {}
+for name, value in pairs(fields) do
+  flat[#flat + 1] = name
+  flat[#flat + 1] = tostring(value)
+end
+local created = tonumber(a['created'])
+local counter = fields['plan'] .. '\t' .. fields['task']
 -- The same call sent again (redis-py resends after a lost reply, or after a restart) must
 -- change nothing: by then a worker may have run the job and the record moved on.
 if KEYS[7] ~= '' then
@@ -29,23 +37,17 @@ if KEYS[7] ~= '' then
     end
     return {-1, prior['job_id']}
   end
-elseif redis.call('EXISTS', KEYS[1]) == 1 then
-  return {1, id} -- this very call, run already
 end
-local fields = a['fields']
-local flat = {}
-for name, value in pairs(fields) do
-  flat[#flat + 1] = name
-  flat[#flat + 1] = tostring(value)
+-- The audit entry is written first: a list that was there already means this call has run
+-- before (a fresh id's list is written by this script only), so the copy is taken back.
+if redis.call('RPUSH', KEYS[2], a['audit']) > 1 then
+  redis.call('RPOP', KEYS[2])
+  return {1, id}
 end
-local created = tonumber(a['created'])
-local counter = fields['plan'] .. '\t' .. fields['task']
 local done = {}
 
 local function write()
   redis.call('HSET', KEYS[1], unpack(flat))
-  done.record = true
-  redis.call('RPUSH', KEYS[2], a['audit'])
   for _, i in ipairs({3, 4, 5, 12, 13, 14, 15}) do
     redis.call('ZADD', KEYS[i], created, id)
   end
@@ -65,9 +67,6 @@ local function write()
 end
 
 local function undo()
-  if not done.record then
-    return
-  end
   redis.pcall('DEL', KEYS[1], KEYS[2], KEYS[9])
   for _, i in ipairs({3, 4, 5, 8, 10, 12, 13, 14, 15}) do
     redis.pcall('ZREM', KEYS[i], id)
