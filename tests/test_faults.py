@@ -4,6 +4,7 @@ SIGKILLed mid-job, Redis killed or stopped under load. Every process is killed a
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis as sync_redis
 
 from jobrunner.domain.status import TERMINAL, JobStatus
 from jobrunner.embedded import find_redis_server, free_port, server_args
@@ -22,8 +24,9 @@ from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
 from jobrunner.tasks.catalog import build_registry
 from tests.clitools import CLI
-from tests.conftest import make_settings, wait_for_port
+from tests.conftest import make_settings, start_redis, wait_for_port
 from tests.faulttasks import TASKS
+from tests.polling import eventually
 from tests.processes import Proc, base_env, processes, wait_for_async, wait_http, wait_registered
 
 pytestmark = pytest.mark.slow
@@ -48,8 +51,11 @@ def fault_env(redis_url: str, key_prefix: str, data: Path, **extra: str) -> dict
     )
 
 
-def start_worker(env: dict[str, str], log: Path, queues: str, started: list[Proc]) -> Proc:
-    proc = Proc([*CLI, "worker", "--queues", queues, "--concurrency", "4"], env, log, cwd=ROOT)
+def start_worker(
+    env: dict[str, str], log: Path, queues: str, started: list[Proc], concurrency: int = 4
+) -> Proc:
+    command = [*CLI, "worker", "--queues", queues, "--concurrency", str(concurrency)]
+    proc = Proc(command, env, log, cwd=ROOT)
     started.append(proc)
     return proc
 
@@ -70,7 +76,12 @@ async def test_a_poison_job_fails_and_harms_no_other_worker_or_job(
     )  # fmt: skip
     with processes() as started:
         bystander = start_worker(env, tmp_path / "bystander.log", "enterprise", started)
-        pro = [start_worker(env, tmp_path / f"pro-{i}.log", "pro", started) for i in range(2)]
+        # one job at a time on the poison job's queue: a process that dies takes every job
+        # running in it along, so an innocent job beside the poison one would be interrupted too
+        pro = [
+            start_worker(env, tmp_path / f"pro-{i}.log", "pro", started, concurrency=1)
+            for i in range(2)
+        ]
         for proc in (bystander, *pro):
             await asyncio.to_thread(wait_registered, proc, runner.redis_url, s.key_prefix)
         poison = await runner.enqueue("tests.poison", {}, plan="pro", max_tries=3)
@@ -86,7 +97,8 @@ async def test_a_poison_job_fails_and_harms_no_other_worker_or_job(
             for i, proc in enumerate(pro):
                 if proc.proc.poll() is not None:  # its worker died: start another, as Docker would
                     deaths += 1
-                    pro[i] = start_worker(env, tmp_path / f"pro-{i}.log", "pro", started)
+                    log = tmp_path / f"pro-{i}.log"
+                    pro[i] = start_worker(env, log, "pro", started, concurrency=1)
             await asyncio.sleep(0.05)
         deaths += sum(proc.proc.poll() is not None for proc in pro)
         done = await runner.get(poison.id)
@@ -96,7 +108,8 @@ async def test_a_poison_job_fails_and_harms_no_other_worker_or_job(
         # failed the job without running it
         assert (deaths, done.interruptions, done.attempts) == (3, 3, 4)
         for job in others:
-            assert (await runner.wait(job.id, timeout=60)).status is JobStatus.SUCCEEDED
+            ended = await runner.wait(job.id, timeout=60)
+            assert (ended.status, ended.interruptions) == (JobStatus.SUCCEEDED, 0)
         bystander.check_alive()
         assert bystander.stop(30) == 0, bystander.output()
 
@@ -166,6 +179,13 @@ class AofRedis:
     def stop(self) -> None:
         self.proc.kill()
         self.proc.wait(10)
+
+
+class PlainRedis(AofRedis):
+    """A redis-server of the test's own without persistence."""
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return start_redis(self.directory, self.port, persist=False)
 
 
 @pytest.fixture
@@ -255,3 +275,122 @@ async def test_redis_restarted_under_load_loses_no_acknowledged_job(
         for proc in workers:
             assert proc.stop(30) == 0, proc.output()
         assert api.stop(30) in (0, -signal.SIGTERM), api.output()
+
+
+def used_memory(url: str) -> int:
+    """Redis's memory less its clients' buffers: a connection pool grown under load is not
+    memory the jobs left behind."""
+    client = sync_redis.Redis.from_url(url)
+    try:
+        info = client.info("memory")
+        return int(info["used_memory"]) - int(info["mem_clients_normal"])
+    finally:
+        client.close()
+
+
+def blob_files(data: Path) -> list[Path]:
+    root = data / "blobs"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+SHORT_RETENTION = {
+    "JOBRUNNER_CLEANUP_CRON": "0 3 1 1 *",  # the workers' own runs stay out of the way
+    "JOBRUNNER_PRUNE_CRON": "0 3 1 1 *",
+    "JOBRUNNER_RECORD_TTL_SECONDS": "2",
+    "JOBRUNNER_RESULT_TTL_SECONDS": "2",
+    "JOBRUNNER_IDEMPOTENCY_TTL_SECONDS": "2",
+    "JOBRUNNER_UPLOAD_RETENTION_HOURS": "0.0005",  # 1.8 s
+    "JOBRUNNER_INLINE_RESULT_MAX_BYTES": "512",  # the padded jobs' results become blobs
+}
+
+
+async def test_after_many_jobs_and_a_cleanup_redis_and_the_blob_dir_are_back_to_the_start(
+    tmp_path: Path,
+) -> None:
+    """Bench scale: bench/soak.py (100,000 jobs through the API); here 2,000 jobs, 100 of them
+    with a blob result, and 10 uploads through the API."""
+    server = PlainRedis(tmp_path / "redis")
+    data = tmp_path / "data"
+    env = fault_env(server.url, "cleanup", data, **SHORT_RETENTION)
+    port = free_port()
+    try:
+        with processes() as started:
+            api = Proc([*CLI, "api", "--port", str(port)], env, tmp_path / "api.log", cwd=ROOT)
+            started.append(api)
+            worker = Proc(
+                [*CLI, "worker", "--queues", "pro", "--concurrency", "50"],
+                env, tmp_path / "worker.log", cwd=ROOT,
+            )  # fmt: skip
+            started.append(worker)
+            url = f"http://127.0.0.1:{port}"
+            await asyncio.to_thread(wait_http, api, f"{url}/readyz")
+            await asyncio.to_thread(wait_registered, worker, server.url, "cleanup")
+            start = await asyncio.to_thread(used_memory, server.url)
+            await _many_jobs_and_uploads(server.url, data, url)
+            assert await asyncio.to_thread(used_memory, server.url) > start * 2
+            assert len(blob_files(data)) >= 110
+            cleanup = await asyncio.to_thread(_cleanup, env)
+            assert cleanup["jobs_pruned"] == 2000, cleanup
+            assert (cleanup["uploads_deleted"], cleanup["outputs_deleted"]) == (10, 100), cleanup
+            assert blob_files(data) == []
+            # Redis hands memory back in its own cron (expired keys, shrinking its key tables)
+
+            async def memory() -> int:
+                return await asyncio.to_thread(used_memory, server.url)
+
+            after = await eventually(memory, lambda m: abs(m - start) <= start * 0.10, timeout=10)
+            assert abs(after - start) <= start * 0.10, (start, after)
+            assert worker.stop(30) == 0, worker.output()
+    finally:
+        server.stop()
+
+
+async def _many_jobs_and_uploads(redis_url: str, data: Path, api_url: str) -> None:
+    settings = make_settings(redis_url, "cleanup", data, **_lowered(SHORT_RETENTION))
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
+        auth = {"Authorization": f"Bearer {await asyncio.to_thread(api_key, api_url)}"}
+        for n in range(10):
+            reply = await http.post(
+                "/api/v1/uploads", params={"filename": f"u{n}.csv"}, content=b"a,b\n1,2\n",
+                headers={**auth, "Content-Type": "text/csv"},
+            )  # fmt: skip
+            assert reply.status_code == 201, reply.text
+    async with JobRunner(settings, build_registry(settings)) as runner:
+        requests = [
+            {"task": "demo.echo", "params": {"n": n, "pad": "x" * 600 if n % 20 == 0 else ""},
+             "plan": "pro", "tenant": "acme"}
+            for n in range(2000)
+        ]  # fmt: skip
+        jobs = await runner.enqueue_many(requests)
+
+        async def ended() -> dict[tuple[str, str], int]:
+            return (await runner.metrics()).completed
+
+        done = await eventually(ended, lambda c: sum(c.values()) >= 2000, timeout=120)
+        assert done == {("pro", "succeeded"): 2000}
+        # every record's TTL has run out: the event the cleanup waits for
+        records = [runner.store.keys.job(job.id) for job in jobs]
+        await wait_for_async(lambda: not _exists(redis_url, records), "the records to expire")
+
+
+def _lowered(env: dict[str, str]) -> dict[str, object]:
+    return {k.removeprefix("JOBRUNNER_").lower(): v for k, v in env.items()}
+
+
+def _exists(url: str, keys: list[str]) -> bool:
+    client = sync_redis.Redis.from_url(url)
+    try:
+        return bool(client.exists(*keys))
+    finally:
+        client.close()
+
+
+def _cleanup(env: dict[str, str]) -> dict[str, object]:
+    done = subprocess.run(
+        [*CLI, "maintenance", "cleanup", "--json"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert isinstance(report, dict)
+    return report
