@@ -107,3 +107,16 @@ async def test_batches_are_bounded_and_close_waits_for_what_was_sent() -> None:
     recorder.release.set()
     await closing
     assert [c.result() for c in calls] == [i * 2 for i in range(10)]
+
+
+async def test_a_batch_whose_callers_gave_up_before_it_left_is_not_sent() -> None:
+    recorder = Recorder()
+    coalescer = Coalescer(recorder.send)
+    calls = [asyncio.create_task(coalescer.call(i)) for i in range(3)]
+    await asyncio.sleep(0)  # each call has joined the batch, not yet sent
+    for call in calls:
+        call.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)
+    await coalescer.aclose()
+    assert recorder.batches == []
+    assert await coalescer.call(1) == 2  # the next batch goes out as usual

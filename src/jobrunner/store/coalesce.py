@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -20,49 +21,72 @@ R = TypeVar("R")
 Send = Callable[[Sequence[T]], Awaitable[Sequence[R | Exception]]]
 
 
+@dataclass(eq=False)
+class _Batch(Generic[T, R]):
+    """The calls gathered for one send, and how many of their callers still wait."""
+
+    items: list[T] = field(default_factory=list)
+    futures: list[asyncio.Future[R]] = field(default_factory=list)
+    waiting: int = 0
+    task: asyncio.Task[None] | None = None
+
+    def abandon(self) -> None:
+        """A caller gave up (its deadline): once none waits, the send is called off, as
+        cancelling a lone call would, so no write keeps going unawaited."""
+        self.waiting -= 1
+        if self.waiting == 0 and self.task is not None:
+            self.task.cancel()
+
+
 class Coalescer(Generic[T, R]):
     """Batches concurrent ``call``s into one ``send`` per loop iteration (at most ``limit``)."""
 
     def __init__(self, send: Send[T, R], *, limit: int = 500) -> None:
         self._send = send
         self._limit = limit
-        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._open: _Batch[T, R] = _Batch()
         self._sending: set[asyncio.Task[None]] = set()
         self._scheduled = False
 
     async def call(self, item: T) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-        self._waiting.append((item, future))
-        if len(self._waiting) >= self._limit:
+        batch = self._open
+        batch.items.append(item)
+        batch.futures.append(future)
+        batch.waiting += 1
+        if len(batch.items) >= self._limit:
             self._flush()
         elif not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            batch.abandon()
+            raise
 
     def _flush(self) -> None:
         self._scheduled = False
-        batch, self._waiting = self._waiting, []
-        if not batch:
+        batch, self._open = self._open, _Batch()
+        if batch.waiting == 0:  # nothing gathered, or every caller gave up already
             return
-        task = asyncio.get_running_loop().create_task(self._deliver(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-        _call_off_when_abandoned(task, [future for _, future in batch])
+        batch.task = asyncio.get_running_loop().create_task(self._deliver(batch))
+        self._sending.add(batch.task)
+        batch.task.add_done_callback(self._sending.discard)
 
-    async def _deliver(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        futures = [future for _, future in batch]
+    async def _deliver(self, batch: _Batch[T, R]) -> None:
+        futures = batch.futures
         try:
-            replies = await self._send([item for item, _ in batch])
-            if len(replies) != len(batch):
-                raise RuntimeError(f"{len(replies)} replies to a batch of {len(batch)}")
+            replies = await self._send(batch.items)
+            if len(replies) != len(futures):
+                raise RuntimeError(f"{len(replies)} replies to a batch of {len(futures)}")
         except asyncio.CancelledError:
             for future in futures:
                 future.cancel()
             raise
         except Exception as exc:  # the whole batch failed: every caller hears why
-            replies = [exc] * len(batch)
+            replies = [exc] * len(futures)
         for future, reply in zip(futures, replies, strict=True):
             if future.done():  # its caller gave up (a deadline) meanwhile
                 continue
@@ -76,19 +100,3 @@ class Coalescer(Generic[T, R]):
         self._flush()
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
-
-
-def _call_off_when_abandoned(task: asyncio.Task[None], futures: list[asyncio.Future[R]]) -> None:
-    """Cancel the send once every caller of its batch has given up (each caller's deadline
-    cancels its wait), as cancelling a lone call would: no write keeps going unawaited."""
-    left = len(futures)
-
-    def gone(future: asyncio.Future[R]) -> None:
-        nonlocal left
-        if future.cancelled():
-            left -= 1
-            if left == 0:
-                task.cancel()
-
-    for future in futures:
-        future.add_done_callback(gone)
