@@ -1,13 +1,14 @@
 """Worker cost per job: drain rate, worker CPU per job and Redis calls per job (worker side).
 
-    python bench/worker_cpu.py [--jobs 20000] [--concurrency 100] [--profile out.prof]
+    python bench/worker_cpu.py [--jobs 20000] [--concurrency 100] [--profile out.prof] [--uvloop]
 
 Starts a throwaway redis-server (never the one on 6379), prefills ``--jobs`` no-op ``demo.echo``
 jobs with ``enqueue_many`` (not measured), then runs one ``WorkerRunner`` (all four plan queues,
 as ``jobrunner worker`` does) in this process until the queue is drained. Prints the drain rate,
 this process's CPU time per job (``time.process_time``, so the worker alone: nothing else runs
 here meanwhile), Redis CPU per job and Redis commands per job from the ``INFO commandstats``
-delta (commands inside Lua included). ``--profile`` writes a cProfile of the drain.
+delta (commands inside Lua included). ``--profile`` writes a cProfile of the drain; ``--uvloop``
+runs the event loop on uvloop (when installed) to see what it would save.
 Prints figures; asserts nothing.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import sys
 import tempfile
 import time
 import uuid
@@ -82,6 +84,7 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--profile", default="")
+    parser.add_argument("--uvloop", action="store_true")
     args = parser.parse_args()
     configure_logging(json=False, level="warning")  # as `jobrunner worker --log-level warning`
     server, url = await start_redis_server(Path(tempfile.mkdtemp()), persist=False)
@@ -92,4 +95,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if "--uvloop" in sys.argv:
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
