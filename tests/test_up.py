@@ -22,18 +22,11 @@ import pytest
 from jobrunner.datalock import LOCK_FILE
 from jobrunner.embedded import free_port
 from tests.clitools import CLI, clean_environ, kill_group
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.slow
 
 _BAD = ("Traceback", "Task exception was never retrieved", "ConnectionError", "Error 111")
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
 
 
 def alive(pid: int) -> bool:
