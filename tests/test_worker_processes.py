@@ -10,11 +10,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jobrunner.domain.status import JobStatus
 from jobrunner.runtime import JobRunner
+from jobrunner.store.pickup import Pickup
 from jobrunner.worker.runner import WorkerRunner
 
 ARQ = str(Path(sys.executable).with_name("arq"))
@@ -127,3 +129,33 @@ async def test_shutdown_past_grace_leaves_the_job_to_run_again(runner: JobRunner
     assert events[:3] == ["enqueued", "started", "interrupted"]
     assert events.count("started") == 2
     assert events[-1] == "succeeded"
+
+
+async def test_stop_while_a_claim_is_in_flight_hands_the_job_back(
+    runner: JobRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim's reply arrives after the stop began: its job is still seen and interrupted
+    (not left running under a lease nobody renews)."""
+    job = await runner.enqueue("demo.sleep", {"seconds": 2, "steps": 4}, plan="free")
+    claim = Pickup.claim
+    claimed, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_reply(self: Pickup, *args: Any, **kwargs: Any) -> Any:
+        reply = await claim(self, *args, **kwargs)
+        if reply[0]:
+            claimed.set()
+            await release.wait()  # the reply is "still on the wire"
+        return reply
+
+    monkeypatch.setattr(Pickup, "claim", slow_reply)
+    worker = WorkerRunner(runner.settings, runner.registry, redis=runner.redis, queues=["free"])
+    await worker.start()
+    await asyncio.wait_for(claimed.wait(), 20)
+    assert (await runner.get(job.id)).status is JobStatus.RUNNING
+    stopping = asyncio.create_task(worker.stop(grace=0.1))
+    await asyncio.sleep(0)  # one loop step: stop() has begun before the reply arrives
+    release.set()
+    await stopping
+    interrupted = await runner.get(job.id)
+    assert interrupted.status is JobStatus.QUEUED
+    assert interrupted.interruptions == 1

@@ -93,6 +93,8 @@ class JobRunnerWorker(Worker):
         self._begun: set[str] = set()  # attempts whose coroutine has started
         self._freed: set[str] = set()  # attempts whose slot was given back (ending written)
         self._settling: set[asyncio.Future[object]] = set()  # interruptions being written
+        # the claim call in flight: a stop waits for it, so no claimed job goes unseen
+        self._claiming: asyncio.Future[tuple[int, int | None]] | None = None
         self._pickup = Pickup(
             redis_pool,
             services.store.keys,
@@ -126,7 +128,10 @@ class JobRunnerWorker(Worker):
             wanted = self.capacity.free_for(self.plan)
             self.capacity.waiting(self.plan, wanted <= 0)
         if wanted > 0:
-            started, next_due = await self._claim_and_start(wanted)
+            # shielded: cancelling the poll loop must not drop a claim Redis has already made
+            # (its records say running; only the reply creates their attempts here)
+            self._claiming = asyncio.ensure_future(self._claim_and_start(wanted))
+            started, next_due = await asyncio.shield(self._claiming)
             if next_due is not None:  # a deferred job or a retry: sleep until it is due
                 idle = min(idle, max(next_due - timestamp_ms(), 1) / 1000)
         await self.heart_beat()  # arq's health-check key, written once per its interval
@@ -224,6 +229,11 @@ class JobRunnerWorker(Worker):
         self._settling.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background job write failed", exc_info=task.exception())
+
+    async def claims_done(self) -> None:
+        """Wait for the claim call in flight, if any (its attempts are in ``tasks`` after)."""
+        if self._claiming is not None:
+            await asyncio.gather(self._claiming, return_exceptions=True)
 
     async def settle(self) -> None:
         """Wait for the background writes of this worker (interruptions, expiries)."""

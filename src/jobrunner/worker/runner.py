@@ -195,6 +195,7 @@ class WorkerRunner:
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         for worker in self.workers.values():
             worker.allow_pick_jobs = False
+        await asyncio.gather(*(w.claims_done() for w in self.workers.values()))
         running = [t for w in self.workers.values() for t in w.tasks.values() if not t.done()]
         log.info("worker stopping", running=len(running), grace=grace)
         if running:
