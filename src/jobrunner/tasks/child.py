@@ -33,7 +33,7 @@ from jobrunner.errors import TaskError, WireError
 from jobrunner.tasks.inputs import PipelineStopped
 from jobrunner.tasks.wire import HEADER, dumps, from_wire, loads, resolve, to_wire
 
-__all__ = ["STOP", "Call", "child_main", "encode", "recv", "send"]
+__all__ = ["STOP", "Call", "child_main", "recv", "send"]
 
 STOP = "stop"
 PROGRESS_EVERY = 0.05  # seconds between progress messages (stop requests are read at every call)
@@ -57,10 +57,6 @@ class Call:
         """As sent: WireError here, in the parent, for kwargs with no JSON codec."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {**fields, "kwargs": to_wire(self.kwargs)}
-
-
-def encode(message: Any) -> bytes:
-    return dumps(message)
 
 
 def send(sock: socket.socket, message: Any) -> None:

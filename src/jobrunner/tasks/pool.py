@@ -27,8 +27,8 @@ from typing import Any
 import structlog
 
 from jobrunner.errors import TransientError
-from jobrunner.tasks.child import STOP, Call, child_main, encode
-from jobrunner.tasks.wire import HEADER, PIPELINE_MODULES, loads
+from jobrunner.tasks.child import STOP, Call, child_main
+from jobrunner.tasks.wire import HEADER, PIPELINE_MODULES, dumps, loads
 
 __all__ = ["Child", "ChildLost", "ProcessPool"]
 
@@ -64,7 +64,7 @@ class Child:
     async def call(self, call: Call, on_progress: Callable[[float, str | None], None]) -> Any:
         """Send ``call``; relay its progress; return its reply (ChildLost if it dies)."""
         try:
-            self.writer.write(encode(call.message()))
+            self.writer.write(dumps(call.message()))
             await self.writer.drain()
             while True:
                 reply = await _read(self.reader)
@@ -80,7 +80,7 @@ class Child:
     def stop(self) -> None:
         """Ask the running call to stop at its next progress report."""
         if not self.writer.is_closing():
-            self.writer.write(encode(STOP))
+            self.writer.write(dumps(STOP))
 
     def kill(self) -> None:
         self.usable, self.killed = False, True
@@ -104,7 +104,7 @@ class Child:
     async def close(self) -> None:
         """End the process: asked first, killed if it does not go within CLOSE_WAIT."""
         if self.usable and not self.writer.is_closing():
-            self.writer.write(encode(None))
+            self.writer.write(dumps(None))
         if await self.exit_code(CLOSE_WAIT) is None:
             self.kill()
             await self.exit_code(CLOSE_WAIT)
