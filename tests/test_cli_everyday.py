@@ -268,3 +268,30 @@ def _env(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+def test_upload_is_recorded_for_its_tenant_and_the_cleanup(
+    invoke: Invoke, tmp_path: Path, redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("sku;title\nA1;Camiseta\n")
+    before = time.time() * 1000
+    uploaded = invoke("upload", str(catalog), "--tenant", "acme")
+    assert uploaded.exit_code == 0 and uploaded.stderr == ""
+    ref = uploaded.stdout.strip()
+    keys, client = Keys(key_prefix), sync_redis.Redis.from_url(redis_url)
+    try:
+        blob_id = ref.removeprefix("upload://").split("/")[0]
+        owner = {
+            k.decode(): v.decode() for k, v in client.hgetall(keys.blob_owner(blob_id)).items()
+        }
+        assert owner["tenant"] == "acme" and owner["content_type"].startswith("text/csv")
+        due = client.zscore(keys.blob_expiry, f"{ref}\t")
+        retention_ms = 72 * 3600 * 1000  # JOBRUNNER_UPLOAD_RETENTION_HOURS' default
+        assert due is not None and before + retention_ms <= due <= time.time() * 1000 + retention_ms
+    finally:
+        client.close()
+    monkeypatch.delenv("JOBRUNNER_REDIS_URL")  # nowhere to record it: said so, still uploaded
+    unrecorded = invoke("upload", str(catalog))
+    assert unrecorded.exit_code == 0 and unrecorded.stdout.startswith("upload://")
+    assert "not recorded" in unrecorded.stderr

@@ -11,12 +11,20 @@ from typing import Any, BinaryIO
 
 import click
 
-from jobrunner.cli.common import client_settings, dump, json_option, load_settings, run
+from jobrunner.cli.common import (
+    check_url,
+    client_settings,
+    dump,
+    json_option,
+    load_settings,
+    run,
+)
 from jobrunner.cli.show import size
 from jobrunner.errors import InvalidInputError
 from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
 from jobrunner.store.blob_backends import blob_store
+from jobrunner.store.blobindex import BlobIndex, content_type_of
 from jobrunner.store.blobs import BlobStore, parse_ref
 from jobrunner.tasks.catalog import build_registry
 
@@ -25,15 +33,43 @@ _REF_SCHEMES = ("blob://", "upload://")
 
 @click.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def upload(path: Path) -> None:
+@click.option(
+    "--tenant",
+    default="default",
+    show_default=True,
+    help="Whose upload it is: only this tenant's jobs may read it.",
+)
+def upload(path: Path, tenant: str) -> None:
     """Copy a local file into the blob store (JOBRUNNER_BLOB_URL, else the data dir) and print
-    its upload:// uri (what a task's input_uri takes)."""
+    its upload:// uri (what a task's input_uri takes).
+
+    With JOBRUNNER_REDIS_URL set (as `jobrunner env` exports it), the upload is recorded as
+    TENANT's, so the daily cleanup deletes it after JOBRUNNER_UPLOAD_RETENTION_HOURS, as it
+    does uploads made through the API."""
+    settings = load_settings()
+    if settings.redis_url is not None:
+        check_url(settings.redis_url)
 
     async def go() -> str:
-        settings = load_settings()
-        return await blob_store(settings).put_file(path, scheme="upload")
+        ref = await blob_store(settings).put_file(path, scheme="upload")
+        if settings.redis_url is None:
+            click.echo(
+                "warning: JOBRUNNER_REDIS_URL is not set: this upload is not recorded, "
+                "so the cleanup will not delete it",
+                err=True,
+            )
+            return ref
+        await _record_upload(settings, ref, tenant, path.name)
+        return ref
 
     click.echo(run(go))
+
+
+async def _record_upload(settings: Settings, ref: str, tenant: str, name: str) -> None:
+    """Owned by ``tenant`` and due for the cleanup after the upload retention."""
+    async with JobRunner(settings, build_registry(settings), warn_unserved=False) as runner:
+        index = BlobIndex(runner.redis, runner.keys, ttl_seconds=settings.upload_retention_seconds)
+        await index.record(ref, tenant=tenant, content_type=content_type_of(name))
 
 
 @click.command()
