@@ -72,6 +72,8 @@ async def test_a_live_lease_keeps_a_job_from_starting_twice(runner: JobRunner) -
         assert (await runner.redis.zscore(queue, job_id) or 0) >= now + 300  # out of the scan
         record = await runner.get(job_id)
         assert (record.status, record.attempts, record.worker_id) == (JobStatus.RUNNING, 1, "w-a")
+        assert await runner.redis.get(arq_retry(job_id)) == b"1"  # arq's try counter, with
+        assert 86_400 < await runner.redis.ttl(arq_retry(job_id)) <= 88_400  # arq's own TTL
     again, _ = await _pickup(runner).claim(
         queue, wanted=10, now_ms=now + 200, scan=100, lease_ms=300, worker_id="w-b"
     )
@@ -86,6 +88,7 @@ async def test_a_live_lease_keeps_a_job_from_starting_twice(runner: JobRunner) -
     assert sorted(j.job_id for j in back if isinstance(j, Claimed)) == sorted(ids)
     record = await runner.get(ids[0])
     assert (record.attempts, record.interruptions, record.worker_id) == (2, 1, "w-b")
+    assert await runner.redis.get(arq_retry(ids[0])) == b"2"
 
 
 async def test_endings_of_one_tick_are_written_in_one_call(runner: JobRunner) -> None:

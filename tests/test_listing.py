@@ -146,3 +146,14 @@ async def test_pruning_drops_the_cross_tenant_and_plan_entries(runner: JobRunner
         keys.tenant_index("acme"),
     ):
         assert await runner.redis.zcard(key) == 0, key
+
+
+async def test_a_client_adds_each_tenant_to_the_tenants_set_once(
+    runner: JobRunner,
+) -> None:
+    await runner.enqueue("demo.echo", {}, tenant="acme")
+    await runner.redis.srem(runner.keys.tenants, "acme")  # type: ignore[misc]
+    await runner.enqueue("demo.echo", {}, tenant="acme")  # known to this client: no SADD
+    assert await JobIndex(runner.store).tenants() == []
+    await runner.enqueue("demo.echo", {}, tenant="zeta")
+    assert await JobIndex(runner.store).tenants() == ["zeta"]

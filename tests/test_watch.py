@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from jobrunner.domain.status import JobStatus
-from jobrunner.errors import WaitTimeoutError
+from jobrunner.errors import JobNotFoundError, WaitTimeoutError
 from jobrunner.runtime import JobRunner
 from jobrunner.worker.runner import WorkerRunner
 
@@ -56,3 +56,41 @@ async def test_wait_times_out_with_a_typed_error(runner: JobRunner) -> None:
     job = await runner.enqueue("demo.echo", {})  # no worker: it stays queued
     with pytest.raises(WaitTimeoutError):
         await runner.wait(job.id, timeout=0.3)
+
+
+async def _worker(runner: JobRunner) -> WorkerRunner:
+    w = WorkerRunner(runner.settings, runner.registry, redis=runner.redis, queues=["free"])
+    await w.start()
+    return w
+
+
+async def test_start_and_end_are_published_only_while_someone_watches(runner: JobRunner) -> None:
+    quiet = await runner.enqueue("demo.echo", {}, plan="free")
+    watched = await runner.enqueue("demo.echo", {}, plan="free")
+    listener = runner.redis.pubsub()  # subscribed, but not a watcher: no events for this one
+    await listener.subscribe(runner.keys.events(quiet.id))
+    watch = runner.watch(watched.id)
+    first = await anext(watch)  # the feed is open and counted before the snapshot is read
+    assert (first.kind, first.status) == ("snapshot", JobStatus.QUEUED)
+    assert await runner.redis.hget(runner.keys.job(watched.id), "watchers") == b"1"
+    w = await _worker(runner)
+    try:
+        rest = [e async for e in watch]
+        assert [(e.kind, e.status) for e in rest] == [
+            ("status", JobStatus.RUNNING),
+            ("status", JobStatus.SUCCEEDED),
+        ]
+        assert (await runner.wait(quiet.id, timeout=5)).status is JobStatus.SUCCEEDED
+    finally:
+        await w.stop(grace=0)
+    assert await runner.redis.hget(runner.keys.job(watched.id), "watchers") is None
+    heard = await listener.get_message(ignore_subscribe_messages=True, timeout=0.1)
+    await listener.aclose()  # type: ignore[no-untyped-call]
+    assert heard is None
+
+
+async def test_a_watch_of_an_unknown_job_writes_no_record(runner: JobRunner) -> None:
+    with pytest.raises(JobNotFoundError):
+        async for _ in runner.watch("0" * 32):
+            pass
+    assert await runner.redis.exists(runner.keys.job("0" * 32)) == 0

@@ -62,6 +62,8 @@ class JobCreator:
         self.keys = keys
         self.idempotency_ttl = idempotency_ttl
         self._sha = redis.register_script(_SCRIPT).sha
+        # tenants this creator saw in the tenants set: the set only grows, so their SADD is skipped
+        self._known_tenants: set[str] = set()
 
     async def create_many(
         self, jobs: Sequence[tuple[NewJob, ArqEnqueue]], wake_queues: Sequence[str]
@@ -89,7 +91,11 @@ class JobCreator:
             again = await self._run([calls[i] for i in missing], wake_queues)
             for i, reply in zip(missing, again, strict=False):
                 replies[i] = reply
-        return [_outcome(reply, job) for (job, _), reply in zip(jobs, replies, strict=False)]
+        outcomes = [_outcome(reply, job) for (job, _), reply in zip(jobs, replies, strict=False)]
+        for (job, _), outcome in zip(jobs, outcomes, strict=True):
+            if not isinstance(outcome, Exception) and outcome[1]:
+                self._known_tenants.add(job.tenant)
+        return outcomes
 
     async def _run(self, calls: list[list[str | bytes]], wake: Sequence[str]) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -116,6 +122,7 @@ class JobCreator:
             "payload": arq.payload.decode(),
             "payload_ttl": str(arq.ttl_ms),
             "score": str(arq.score),
+            "tenant_known": "1" if job.tenant in self._known_tenants else "",
         }
         return [
             k.job(job.job_id),

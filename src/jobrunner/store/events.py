@@ -1,4 +1,9 @@
-"""Live job events over Redis pub/sub (published by the Lua scripts and progress writes)."""
+"""Live job events over Redis pub/sub (published by the Lua scripts and progress writes).
+
+The scripts that start and finish jobs publish a status event only while the job's record counts
+a watcher (its ``watchers`` field): a feed subscribes, then counts itself, then its reader reads
+the record, so every change is either seen in that read or published to the feed.
+"""
 
 from __future__ import annotations
 
@@ -27,22 +32,35 @@ def parse_event(raw: bytes | str) -> JobEvent:
     return JobEvent.model_validate(data)
 
 
+# +1 / -1 on a record's watchers; never creates a record, drops the field at zero
+_WATCHERS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = redis.call('HINCRBY', KEYS[1], 'watchers', ARGV[1])
+if n <= 0 then redis.call('HDEL', KEYS[1], 'watchers') end
+return n
+"""
+
+
 class EventFeed:
     """One subscription to one job's channel. Open it before reading the job's state, so no
     event published between that read and the subscription is lost."""
 
-    def __init__(self, pubsub: PubSub) -> None:
+    def __init__(self, pubsub: PubSub, redis: Redis, record_key: str) -> None:
         self._pubsub = pubsub
+        self._count = redis.register_script(_WATCHERS)
+        self._record_key = record_key
+        self._counted = False
 
     @classmethod
     async def open(cls, redis: Redis, keys: Keys, job_id: str) -> EventFeed:
-        pubsub = redis.pubsub()
+        feed = cls(redis.pubsub(), redis, keys.job(job_id))
         try:
-            await pubsub.subscribe(keys.events(job_id))
+            await feed._pubsub.subscribe(keys.events(job_id))
+            feed._counted = bool(await feed._count(keys=[feed._record_key], args=[1]))
         except BaseException:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await feed.close()
             raise
-        return cls(pubsub)
+        return feed
 
     async def next(self, timeout: float) -> JobEvent | None:
         """The next event, or None when nothing arrived within ``timeout`` seconds."""
@@ -52,6 +70,10 @@ class EventFeed:
         return parse_event(message["data"])
 
     async def close(self) -> None:
+        if self._counted:
+            self._counted = False
+            with contextlib.suppress(Exception):  # a count left behind only costs publishes
+                await self._count(keys=[self._record_key], args=[-1])
         with contextlib.suppress(Exception):
             await self._pubsub.unsubscribe()
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]

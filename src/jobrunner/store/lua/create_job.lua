@@ -9,7 +9,9 @@
 -- ARGV[1]: one JSON object (one argument packs far faster than eleven in redis-py), every
 --       value a string: id, fields (the record's, an object), created (ms), tenant,
 --       fingerprint (of the payload), idem_ttl (s), expires (ms, '' for none), audit (JSON),
---       payload (arq's, as its serialize_job writes it), payload_ttl (ms), score (arq's)
+--       payload (arq's, as its serialize_job writes it), payload_ttl (ms), score (arq's),
+--       tenant_known ('1': this client added the tenant to the set already; the SADD is skipped,
+--       as nothing ever takes a tenant out of it)
 -- Returns {1, id} created, {0, id} same key and payload, {-1, id} same key other payload.
 -- A command that fails half-way (a key of the wrong type, say) undoes what this call wrote
 -- before the error is returned: Redis itself does not roll a script back.
@@ -51,7 +53,9 @@ local function write()
   for _, i in ipairs({3, 4, 5, 12, 13, 14, 15}) do
     redis.call('ZADD', KEYS[i], created, id)
   end
-  done.tenant = redis.call('SADD', KEYS[6], a['tenant']) == 1
+  if a['tenant_known'] ~= '1' then
+    done.tenant = redis.call('SADD', KEYS[6], a['tenant']) == 1
+  end
   redis.call('HINCRBY', KEYS[11], counter, 1)
   done.counted = true
   if KEYS[7] ~= '' then

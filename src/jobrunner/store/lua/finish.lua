@@ -40,7 +40,7 @@ local function finish(e)
   local id, target, kind = e.id, e.t, e.k
   local key = named(L.record, id)
   local r = redis.call('HMGET', key, 'status', 'attempts', 'tenant', 'task', 'plan', 'created_at',
-    'cancel_requested', 'progress', 'message', 'error', 'next_attempt_at')
+    'cancel_requested', 'progress', 'message', 'error', 'next_attempt_at', 'watchers')
   if not r[1] then
     release(e, kind)
     return {-2, ''}
@@ -70,7 +70,9 @@ local function finish(e)
   if fields['message'] ~= nil then
     message = fields['message'] ~= cjson.null and fields['message'] or nil
   end
-  publish_status(named(L.events, id), id, target, progress, message, e.a, now)
+  if r[12] then  -- someone watches it (store/events.py)
+    publish_status(named(L.events, id), id, target, progress, message, e.a, now)
+  end
   release(e, kind)
   return {1, target}
 end

@@ -3,7 +3,8 @@
 -- arq's try counter; then the queue entry moves to the lease's expiry, so scans skip running
 -- jobs (a dead worker's job is due again when its lease lapses), the payload is read and the
 -- record goes to running with its audit line and status event. Jobs that can no longer start
--- (cancelled) get arq's cleanup; a job past its start deadline is expired here.
+-- (cancelled) get arq's cleanup; a job past its start deadline is expired here. Status events
+-- go out only while someone watches the job (the record's 'watchers', see store/events.py).
 -- KEYS: 1 arq queue zset
 -- ARGV: 1-16 the layout, 17 now ms, 18 max jobs, 19 entries to look at, 20 lease ms,
 --       21 worker id, 22 now as an ISO time (audit entries), 23 the worker's task names
@@ -35,7 +36,7 @@ local function expire(id, key, r)
     attempt = 0}))
   seal(L, id, key, audit_key, r[2], r[3], r[4], 'expired', now)
   redis.call('ZREM', L.expiring, id)
-  publish_status(named(L.events, id), id, 'expired', r[15], r[16], r[6], now)
+  if r[18] then publish_status(named(L.events, id), id, 'expired', r[15], r[16], r[6], now) end
   drop(id)
   return {id, 'expired', r[4] or '', r[14]}
 end
@@ -52,7 +53,7 @@ local function start(id, key, r, try)
   redis.call('RPUSH', named(L.audit, id), cjson.encode({at = at, event = 'started',
     status = 'running', attempt = try, worker_id = worker}))
   if r[8] then redis.call('ZREM', L.expiring, id) end
-  publish_status(named(L.events, id), id, 'running', r[15], r[16], try, now)
+  if r[18] then publish_status(named(L.events, id), id, 'running', r[15], r[16], try, now) end
 end
 
 local function lacks(task)
@@ -63,7 +64,7 @@ local function pick(id, score)
   local key = named(L.record, id)
   local r = redis.call('HMGET', key, 'status', 'tenant', 'task', 'plan', 'created_at', 'attempts',
     'cancel_requested', 'expires_at', 'params', 'timeout_seconds', 'max_tries', 'interruptions',
-    'correlation_id', 'callback_url', 'progress', 'message', 'priority')
+    'correlation_id', 'callback_url', 'progress', 'message', 'priority', 'watchers')
   if lacks(r[3]) and now - tonumber(score) < tonumber(ARGV[24]) then
     -- due only just now: left a moment to the workers that have its task (they woke for it)
     redis.call('DEL', L.arq_lease .. id)
@@ -71,8 +72,11 @@ local function pick(id, score)
     return nil
   end
   local payload = redis.call('GET', L.arq_job .. id)
-  local try = redis.call('INCR', L.arq_retry .. id)
-  if try == 1 then redis.call('EXPIRE', L.arq_retry .. id, 88400) end  -- arq's TTL
+  -- arq's try counter (INCR, with arq's TTL on a fresh one): one SET for a first try
+  local try = 1
+  if not redis.call('SET', L.arq_retry .. id, 1, 'NX', 'EX', 88400) then
+    try = redis.call('INCR', L.arq_retry .. id)
+  end
   if not r[1] then
     if not payload then drop(id) return nil end
     return {id, 'arq', score, try, payload}
