@@ -27,6 +27,8 @@ Every error carries a stable ``code`` (what clients and failed job records show)
     ├── WaitTimeoutError             wait() gave up before the job finished
     └── TaskError                    raised by task code; ends up on the job record
         ├── PermanentError           fails the job at once
+        │   └── WireError            a value or function that may not cross to a pipeline
+        │                            child process (JSON only; allowed functions only)
         └── TransientError           retried with backoff while tries remain
             └── BlobStoreUnavailableError  the blob store (a bucket) cannot be reached or
                                            refused the operation; says why
@@ -167,6 +169,13 @@ class PermanentError(TaskError):
 
     code = "permanent_error"
     http_status = 422
+
+
+class WireError(PermanentError):
+    """A value with no JSON codec, or a function a pipeline child refuses to run
+    (``pipeline_call_refused``): the same call would meet it again."""
+
+    code = "pipeline_value_unsupported"
 
 
 class TransientError(TaskError):

@@ -55,3 +55,16 @@ def allocates_in_polars(on_progress: Progress, rows: int) -> int:
 
 def dies(on_progress: Progress) -> None:
     os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def echo(on_progress: Progress, **values: object) -> dict[str, object]:
+    """Its kwargs back, as the child received them (what crossed, both ways)."""
+    return {"types": {k: type(v).__name__ for k, v in values.items()}, "values": values}
+
+
+def returns_bytes(on_progress: Progress) -> bytes:
+    return b"not JSON"
+
+
+def refuses_with_odd_details(on_progress: Progress) -> None:
+    raise PermanentError("not this input", code="bad_input", rows={1, 2})

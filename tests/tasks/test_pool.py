@@ -20,7 +20,7 @@ CAPS = Caps(memory_bytes=256 * MB, cpu_seconds=60, stop_grace=0.5)
 
 @pytest.fixture
 async def pool() -> AsyncIterator[ProcessPool]:
-    pool = ProcessPool(1, name="test")
+    pool = ProcessPool(1, name="test", allow=(fns.__name__,))
     yield pool
     await pool.close()
 
@@ -108,7 +108,7 @@ async def test_a_child_that_dies_is_a_retryable_loss(pool: ProcessPool) -> None:
 
 
 async def test_close_ends_every_child() -> None:
-    pool = ProcessPool(2, name="test")
+    pool = ProcessPool(2, name="test", allow=(fns.__name__,))
     ctx = job_context()
     pids = await asyncio.gather(*(run_in_child(ctx, pool, fns.whoami, CAPS) for _ in range(2)))
     await pool.close()

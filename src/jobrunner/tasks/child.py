@@ -1,41 +1,42 @@
 """What a pipeline child process runs: one call at a time from its parent, under caps.
 
-Messages are length-prefixed pickles over a socket pair (between our own processes, never
-through Redis). The parent sends a :class:`Call`, or ``STOP`` while one runs, or ``None`` to
-end the process; the child answers with progress messages and one reply per call:
-``("ok", value)``, ``("error", kind, code, message, details)`` for a TaskError,
-``("stopped",)`` after a cooperative stop, ``("memory", message)`` when the call met its
-memory cap (the child then exits: its heap may be in any state), or ``("crash", type,
-message, traceback)`` for anything else.
+Messages are length-prefixed JSON over a socket pair (see wire.py; between our own
+processes, never through Redis). The parent sends a :class:`Call` (as its ``message()``),
+or ``"stop"`` while one runs, or ``null`` to end the process; the child answers with
+``["progress", fraction, message]`` messages and one reply per call: ``["ok", value]``,
+``["error", kind, code, message, details]`` for a TaskError (a function outside the allowed
+modules, or a value with no JSON codec, is one: WireError), ``["stopped"]`` after a
+cooperative stop, ``["memory", message]`` when the call met its memory cap (the child then
+exits: its heap may be in any state), or ``["crash", type, message, traceback]`` for
+anything else. Values and details cross through :func:`wire.to_wire`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import math
 import os
-import pickle
 import resource
 import select
 import signal
 import socket
-import struct
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobrunner.errors import TaskError
+from jobrunner.errors import TaskError, WireError
 from jobrunner.tasks.inputs import PipelineStopped
+from jobrunner.tasks.wire import HEADER, dumps, from_wire, loads, resolve, to_wire
 
-__all__ = ["STOP", "Call", "child_main", "encode", "recv", "send"]
+__all__ = ["STOP", "Call", "child_main", "recv", "send"]
 
 STOP = "stop"
 PROGRESS_EVERY = 0.05  # seconds between progress messages (stop requests are read at every call)
-_HEADER = struct.Struct("!Q")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -43,27 +44,28 @@ _PR_SET_PDEATHSIG = 1
 class Call:
     """``fn(**kwargs)`` (plus ``on_progress=`` when ``progress``) with the job's caps:
     ``memory_bytes`` of address space beyond what the process holds when the call starts,
-    ``cpu_seconds`` of CPU time (all threads)."""
+    ``cpu_seconds`` of CPU time (all threads). ``fn`` is a reference, ``"module:name"``
+    (see :func:`wire.function_ref`)."""
 
-    fn: Callable[..., Any]
+    fn: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     memory_bytes: int | None = None
     cpu_seconds: int | None = None
     progress: bool = True
 
-
-def encode(message: Any) -> bytes:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(data)) + data
+    def message(self) -> dict[str, Any]:
+        """As sent: WireError here, in the parent, for kwargs with no JSON codec."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**fields, "kwargs": to_wire(self.kwargs)}
 
 
 def send(sock: socket.socket, message: Any) -> None:
-    sock.sendall(encode(message))
+    sock.sendall(dumps(message))
 
 
 def recv(sock: socket.socket) -> Any:
-    (size,) = _HEADER.unpack(_exactly(sock, _HEADER.size))
-    return pickle.loads(_exactly(sock, size))
+    (size,) = HEADER.unpack(_exactly(sock, HEADER.size))
+    return loads(_exactly(sock, size))
 
 
 def _exactly(sock: socket.socket, size: int) -> bytes:
@@ -76,10 +78,11 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(buffer)
 
 
-def child_main(sock: socket.socket, stderr_path: str) -> None:
-    """The child's whole life: set up, say ready, serve calls until told to end."""
+def child_main(sock: socket.socket, stderr_path: str, allowed: tuple[str, ...]) -> None:
+    """The child's whole life: set up, say ready, serve calls until told to end. Only
+    functions defined in the ``allowed`` modules run."""
     _set_up(stderr_path)
-    send(sock, ("ready", os.getpid()))
+    send(sock, ["ready", os.getpid()])
     while True:
         try:
             message = recv(sock)
@@ -87,9 +90,9 @@ def child_main(sock: socket.socket, stderr_path: str) -> None:
             return
         if message is None:
             return
-        if not isinstance(message, Call):
+        if not isinstance(message, dict):
             continue  # a stop that arrived after its call had ended
-        reply = _run(sock, message)
+        reply = _run(sock, message, allowed)
         send(sock, reply)
         if reply[0] == "memory":
             return
@@ -125,28 +128,41 @@ def _warm_up() -> None:
     frame.collect(engine="streaming")
 
 
-def _run(sock: socket.socket, call: Call) -> tuple[Any, ...]:
+def _run(sock: socket.socket, message: dict[str, Any], allowed: tuple[str, ...]) -> list[Any]:
+    try:
+        call = Call(**{**message, "kwargs": from_wire(message["kwargs"])})
+        fn = resolve(call.fn, allowed)
+    except TaskError as exc:
+        return _error(exc)
+    except (KeyError, TypeError) as exc:
+        return _error(WireError(f"a malformed call: {exc}"))
     kwargs = {**call.kwargs, "on_progress": _Progress(sock)} if call.progress else call.kwargs
     try:
         with _capped(call.memory_bytes, call.cpu_seconds):
-            value = call.fn(**kwargs)
+            value = fn(**kwargs)
     except PipelineStopped:
-        return ("stopped",)
+        return ["stopped"]
     except TaskError as exc:
-        return (
-            "error",
-            "transient" if exc.retryable else "permanent",
-            exc.code,
-            exc.message,
-            exc.details,
-        )
+        return _error(exc)
     except MemoryError as exc:
-        return ("memory", str(exc) or "out of memory")
+        return ["memory", str(exc) or "out of memory"]
     except Exception as exc:
         if "memory allocation" in str(exc) or "capacity overflow" in str(exc):
-            return ("memory", str(exc))
-        return ("crash", type(exc).__name__, str(exc), traceback.format_exc())
-    return ("ok", value)
+            return ["memory", str(exc)]
+        return ["crash", type(exc).__name__, str(exc), traceback.format_exc()]
+    try:
+        return ["ok", to_wire(value)]
+    except WireError as exc:
+        return _error(WireError(f"what {call.fn} returned cannot cross back: {exc.message}"))
+
+
+def _error(exc: TaskError) -> list[Any]:
+    kind = "transient" if exc.retryable else "permanent"
+    try:
+        details = to_wire(exc.details)
+    except WireError as bad:  # the error still arrives, with its code, less its details
+        details = {"details_lost": bad.message}
+    return ["error", kind, exc.code, exc.message, details]
 
 
 class _Progress:
@@ -163,7 +179,7 @@ class _Progress:
         now = time.monotonic()
         if now - self.last >= PROGRESS_EVERY or fraction >= 1.0:
             self.last = now
-            send(self.sock, ("progress", fraction, message))
+            send(self.sock, ["progress", fraction, message])
 
 
 @contextlib.contextmanager

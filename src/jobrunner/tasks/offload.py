@@ -25,6 +25,7 @@ from jobrunner.errors import PermanentError, TransientError
 from jobrunner.tasks.child import Call
 from jobrunner.tasks.inputs import percent_reporter
 from jobrunner.tasks.pool import Child, ChildLost, ProcessPool
+from jobrunner.tasks.wire import from_wire, function_ref
 
 __all__ = ["Caps", "ChildCrashed", "call_in", "run_in_child"]
 
@@ -73,8 +74,10 @@ async def run_in_child(
 ) -> Any:
     """``fn(**kwargs)`` in a child of ``pool`` (with ``on_progress=`` mapped onto the job's
     ``progress`` span unless that is None); its return value, or its TaskError raised again
-    here."""
-    call = Call(fn, kwargs, caps.memory_bytes, caps.cpu_seconds, progress=progress is not None)
+    here. ``fn`` goes by name and must be a module-level function of a module the pool
+    allows; kwargs and the value cross as JSON (WireError for one with no codec)."""
+    ref = function_ref(fn)
+    call = Call(ref, kwargs, caps.memory_bytes, caps.cpu_seconds, progress=progress is not None)
     child = await pool.acquire()
     assert child is not None  # acquire() waits for one
     try:
@@ -146,14 +149,14 @@ async def _lost(child: Child, lost_code: str) -> Exception:
     return TransientError(f"a pipeline process died ({why})", code=lost_code)
 
 
-def _outcome(reply: tuple[Any, ...], child: Child, lost_code: str) -> Any:
+def _outcome(reply: list[Any], child: Child, lost_code: str) -> Any:
     kind = reply[0]
     if kind == "ok":
-        return reply[1]
+        return from_wire(reply[1])
     if kind == "error":
         _, retry, code, message, details = reply
         error = TransientError if retry == "transient" else PermanentError
-        raise error(message, code=code, **details)
+        raise error(message, code=code, **from_wire(details))
     if kind == "memory":
         raise PermanentError(
             f"the input needs more memory than a job may use ({reply[1]})",

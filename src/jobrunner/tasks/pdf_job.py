@@ -26,6 +26,7 @@ from jobrunner.tasks.child import Call
 from jobrunner.tasks.inputs import in_thread, percent_reporter
 from jobrunner.tasks.offload import Caps, call_in, run_in_child
 from jobrunner.tasks.pool import Child, ProcessPool
+from jobrunner.tasks.wire import function_ref
 
 __all__ = ["PdfJob", "extract"]
 
@@ -117,10 +118,11 @@ async def _read_ranges(
         for index in queue:
             start, stop = todo[index]
             kwargs = {"path": info.path, "password": job.password, "start": start, "stop": stop}
-            call = Call(read_range, {**kwargs, "chunk_chars": job.chunk_chars},
+            call = Call(function_ref(read_range), {**kwargs, "chunk_chars": job.chunk_chars},
                         caps.memory_bytes, caps.cpu_seconds, progress=False)  # fmt: skip
             done[index].set_result(await call_in(ctx, child, call, caps, lost_code=LOST))
-        await call_in(ctx, child, Call(release_kept, progress=False), caps, lost_code=LOST)
+        release = Call(function_ref(release_kept), progress=False)
+        await call_in(ctx, child, release, caps, lost_code=LOST)
 
     report = percent_reporter(ctx, 0, 95)
     writer = await asyncio.to_thread(PageWriter, job.pages_out, job.chunks_out, info.limit, report)

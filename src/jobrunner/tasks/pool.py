@@ -5,6 +5,10 @@ killed without touching any other job. Children start on demand, up to ``size`` 
 and are kept between jobs; a child that died, was killed or met its memory cap is not
 reused: the next job that needs one starts a fresh one.
 
+Messages are JSON (wire.py). A child runs only functions of jobrunner's pipeline modules
+(``wire.PIPELINE_MODULES``) and of the modules the pool is created with (``allow``: tests
+send their own functions).
+
 The start method is forkserver (spawn where there is none), never fork: the worker runs an
 event loop and threads, and a forked child could inherit a lock some thread held then.
 """
@@ -14,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-import pickle
 import socket
 import tempfile
 from collections.abc import Callable
@@ -24,12 +27,12 @@ from typing import Any
 import structlog
 
 from jobrunner.errors import TransientError
-from jobrunner.tasks.child import STOP, Call, child_main, encode
+from jobrunner.tasks.child import STOP, Call, child_main
+from jobrunner.tasks.wire import HEADER, PIPELINE_MODULES, dumps, loads
 
 __all__ = ["Child", "ChildLost", "ProcessPool"]
 
 log = structlog.get_logger("jobrunner.pool")
-_HEADER_SIZE = 8
 START_TIMEOUT = 60.0  # a child imports polars and pdfium before it says it is ready
 CLOSE_WAIT = 5.0  # seconds an idle child gets to exit when told to, before it is killed
 
@@ -61,7 +64,7 @@ class Child:
     async def call(self, call: Call, on_progress: Callable[[float, str | None], None]) -> Any:
         """Send ``call``; relay its progress; return its reply (ChildLost if it dies)."""
         try:
-            self.writer.write(encode(call))
+            self.writer.write(dumps(call.message()))
             await self.writer.drain()
             while True:
                 reply = await _read(self.reader)
@@ -77,7 +80,7 @@ class Child:
     def stop(self) -> None:
         """Ask the running call to stop at its next progress report."""
         if not self.writer.is_closing():
-            self.writer.write(encode(STOP))
+            self.writer.write(dumps(STOP))
 
     def kill(self) -> None:
         self.usable, self.killed = False, True
@@ -101,7 +104,7 @@ class Child:
     async def close(self) -> None:
         """End the process: asked first, killed if it does not go within CLOSE_WAIT."""
         if self.usable and not self.writer.is_closing():
-            self.writer.write(encode(None))
+            self.writer.write(dumps(None))
         if await self.exit_code(CLOSE_WAIT) is None:
             self.kill()
             await self.exit_code(CLOSE_WAIT)
@@ -112,18 +115,19 @@ class Child:
 
 
 async def _read(reader: asyncio.StreamReader) -> Any:
-    header = await reader.readexactly(_HEADER_SIZE)
-    return pickle.loads(await reader.readexactly(int.from_bytes(header, "big")))
+    (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
+    return loads(await reader.readexactly(size))
 
 
 class ProcessPool:
     """Up to ``size`` child processes; ``acquire`` one for a job, ``release`` it after."""
 
-    def __init__(self, size: int, *, name: str = "pipeline") -> None:
+    def __init__(self, size: int, *, name: str = "pipeline", allow: tuple[str, ...] = ()) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one process")
         self.size = size
         self.name = name
+        self.allowed = (*PIPELINE_MODULES, *allow)  # modules whose functions children run
         self.started = 0  # children started so far (for tests and logs)
         self._idle: list[Child] = []
         self._busy: set[Child] = set()
@@ -201,7 +205,7 @@ class ProcessPool:
         ours, theirs = socket.socketpair()
         process = self._context.Process(
             target=child_main,
-            args=(theirs, str(stderr_path)),
+            args=(theirs, str(stderr_path), self.allowed),
             name=f"jobrunner-{self.name}-{self.started}",
             daemon=True,
         )
@@ -216,7 +220,7 @@ class ProcessPool:
         child = Child(process, reader, writer, stderr_path)
         try:
             async with asyncio.timeout(START_TIMEOUT):
-                await _read(reader)  # ("ready", pid)
+                await _read(reader)  # ["ready", pid]
         except BaseException as exc:
             child.kill()
             self._end_later(child)
