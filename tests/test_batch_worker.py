@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from arq.jobs import Job
@@ -27,6 +28,7 @@ from jobrunner.store.finishes import Ending, Finisher
 from jobrunner.store.keys import arq_in_progress, arq_job, arq_result, arq_retry
 from jobrunner.store.pickup import Claimed, Pickup
 from jobrunner.worker.batching import FinishBatcher
+from jobrunner.worker.execution import attempt_of
 from jobrunner.worker.outcomes import audit
 from jobrunner.worker.runner import WorkerRunner
 from tests.polling import eventually
@@ -89,6 +91,25 @@ async def test_a_live_lease_keeps_a_job_from_starting_twice(runner: JobRunner) -
     record = await runner.get(ids[0])
     assert (record.attempts, record.interruptions, record.worker_id) == (2, 1, "w-b")
     assert await runner.redis.get(arq_retry(ids[0])) == b"2"
+
+
+async def test_a_job_of_ours_starts_without_reading_arqs_payload(runner: JobRunner) -> None:
+    ids = await _enqueue(runner, 1)
+    deadline = await runner.enqueue("demo.echo", {"i": 9}, plan="free", ttl_seconds=600)
+    payloads = {i: await runner.redis.get(arq_job(i)) for i in [*ids, deadline.id]}
+    jobs, _ = await _pickup(runner).claim(
+        runner.keys.queue("free"), wanted=10, now_ms=int(time.time() * 1000), scan=100,
+        lease_ms=30_000, worker_id="w",
+    )  # fmt: skip
+    assert len(jobs) == 2
+    for job in jobs:
+        assert isinstance(job, Claimed) and job.payload == b""
+        from_record = attempt_of(job, "free")
+        from_payload = attempt_of(replace(job, payload=payloads[job.job_id]), "free")
+        assert from_record.function == from_payload.function == "demo.echo"
+        assert from_record.kwargs == from_payload.kwargs
+        assert from_record.enqueue_ms == from_payload.enqueue_ms
+    assert attempt_of(jobs[0], "free").kwargs or attempt_of(jobs[1], "free").kwargs
 
 
 async def test_endings_of_one_tick_are_written_in_one_call(runner: JobRunner) -> None:
@@ -208,6 +229,12 @@ async def test_arq_job_status_and_info_read_running_and_finished_jobs(
     assert await finished.result(timeout=1) == {"x": 1}
     result_info = await finished.result_info()
     assert result_info is not None and result_info.success and result_info.job_try == 1
+    # built from the record (the payload is not read at the start): what arq's payload says
+    assert (result_info.function, result_info.kwargs) == ("demo.echo", {})
+    assert abs(result_info.enqueue_time.timestamp() - echo.created_at.timestamp()) < 0.002
+    # one copy of the value: arq's result entry, which our result read falls back to
+    assert await runner.redis.exists(runner.keys.result(echo.id)) == 0
+    assert await runner.result(echo.id) == {"x": 1}
 
     flaky = await runner.enqueue("demo.flaky", {"fail_times": 5}, max_tries=1)
     assert (await runner.wait(flaky.id, timeout=10)).status is JobStatus.FAILED

@@ -11,6 +11,7 @@ from jobrunner.errors import BlobNotFoundError
 from jobrunner.runtime import JobRunner
 from jobrunner.store.blobindex import BlobIndex
 from jobrunner.store.cleanup import BlobSweep
+from jobrunner.store.keys import arq_result
 from jobrunner.tasks.upkeep import Upkeep
 
 DAY_MS = 86_400_000
@@ -110,6 +111,22 @@ async def test_blobs_go_past_retention_outputs_with_their_jobs_result(runner: Jo
     assert await r.zcard(k.blob_expiry) == 3
     again = await _upkeep(runner).cleanup(later)  # nothing more is due at the same time
     assert again["uploads_deleted"] == again["outputs_deleted"] == 0
+
+
+async def test_an_output_stays_while_its_jobs_result_lives_only_in_arqs_entry(
+    runner: JobRunner,
+) -> None:
+    r, k = runner.redis, runner.keys
+    result_ttl = runner.settings.result_ttl_seconds
+    index = BlobIndex(r, k, ttl_seconds=3600, output_ttl_seconds=result_ttl)
+    job_id = await _ended(runner)
+    await r.set(arq_result(job_id), b'{"s":true,"r":1}', ex=3600)  # a success's only copy
+    output = await runner.blobs.put_bytes(b"out", name="out.csv")
+    await index.record(output, tenant="t", content_type="text/csv", job_id=job_id)
+    past_due = time.time() * 1000 + (runner.settings.result_ttl_seconds + 3600) * 1000
+    report = await _upkeep(runner).cleanup(past_due)
+    assert (report["outputs_deleted"], report["outputs_kept_with_result"]) == (0, 1)
+    assert await runner.blobs.get_bytes(output) == b"out"
 
 
 async def test_forgetting_a_blob_takes_it_off_the_cleanup(runner: JobRunner) -> None:

@@ -144,6 +144,7 @@ class BlobSweep:
             _TERMINAL,
             k.blob_owner("{id}"),
             OWNER_MARGIN_MS,
+            arq_result("{id}"),
         ]
         while True:
             reply = await _timed(counts.timer, self._script(keys=[k.blob_expiry], args=args))

@@ -23,7 +23,7 @@ from jobrunner.store.codec import (
     encode_fields,
 )
 from jobrunner.store.creation import ArqEnqueue, JobCreator, NewJob
-from jobrunner.store.keys import Keys, arq_in_progress, arq_retry
+from jobrunner.store.keys import Keys, arq_in_progress, arq_result, arq_retry
 from jobrunner.store.scripts import layout_args, record_script
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -108,8 +108,16 @@ class JobStore:
         return records
 
     async def result_json(self, job_id: str) -> str | None:
-        raw = await self.redis.get(self.keys.result(job_id))
-        return None if raw is None else bytes(raw).decode()
+        """Our result key, else the value of arq's result entry (a success's only copy)."""
+        ours, arqs = await self.redis.mget(self.keys.result(job_id), arq_result(job_id))
+        if ours is not None:
+            return bytes(ours).decode()
+        if arqs is None:
+            return None
+        entry = json.loads(arqs)  # arq's result entry in our JSON serializer's format
+        if entry.get("s") is not True or "r" not in entry:
+            return None
+        return json.dumps(entry["r"], separators=(",", ":"), ensure_ascii=False)
 
     async def list(
         self,

@@ -33,11 +33,14 @@ class StartedRecord:
     correlation_id: str | None
     callback_url: str | None
     priority: int
+    created_ms: int  # arq's enqueue time (the payload's 'et')
+    expires_ms: float | None  # the start deadline (the payload's only kwarg, when set)
 
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A job this worker now holds the lease of: ``record`` is None for a plain arq job."""
+    """A job this worker now holds the lease of: ``record`` is None for a plain arq job;
+    ``payload`` is arq's for a plain arq job, empty for ours (the record says the same)."""
 
     job_id: str
     score: int
@@ -94,6 +97,8 @@ def _started(e: list[Any]) -> StartedRecord:
         correlation_id=_text(e[12]),
         callback_url=_text(e[13]),
         priority=int(float(e[14] or 0)),
+        created_ms=int(float(e[15])),
+        expires_ms=float(e[16]) if e[16] else None,
     )
 
 

@@ -40,7 +40,12 @@ EndFn = Callable[[Ending], Awaitable[Ended]]
 
 
 def attempt_of(job: Claimed, queue: str) -> Attempt:
-    """arq's payload fields of a claimed job (a payload that does not decode: no function)."""
+    """arq's payload fields of a claimed job (a payload that does not decode: no function);
+    a job of ours is claimed without its payload: what admission wrote there is the record's."""
+    r = job.record
+    if r is not None and not job.payload:
+        kwargs = {} if r.expires_ms is None else {"expires_ms": r.expires_ms}
+        return Attempt(job, r.task, kwargs, r.created_ms, queue)
     try:
         d = json.loads(job.payload)  # arq's payload, JSON (see serializer.py)
         return Attempt(job, str(d["f"]), dict(d.get("k") or {}), int(d.get("et") or 0), queue)

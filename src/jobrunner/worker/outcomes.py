@@ -146,6 +146,7 @@ async def succeeded(
         fields["result_ref"] = await owned.put_bytes(payload.encode(), name="result.json")
         result_json, value = None, {"result_ref": fields["result_ref"]}
     entry = audit("succeeded", status=JobStatus.SUCCEEDED, attempt=a.number, progress=100.0)
+    arq = arq_result(a, True, value)
     return Ending(
         a.queue,
         a.job.job_id,
@@ -154,8 +155,9 @@ async def succeeded(
         JobStatus.SUCCEEDED,
         fields,
         entry,
-        result_json=result_json,
-        arq_result=arq_result(a, True, value),
+        # arq's result carries the same value: one copy (JobStore.result_json reads either)
+        result_json=None if arq is not None else result_json,
+        arq_result=arq,
     )
 
 

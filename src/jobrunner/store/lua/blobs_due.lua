@@ -7,7 +7,8 @@
 -- ARGV: 1 now ms, 2 batch size, 3 record key template ('{id}'), 4 result key template,
 --       5 claim ms, 6 an output's wait while its job has not ended (ms), 7 terminal statuses,
 --       8 owner hash template ('{id}' = the blob id), 9 how long an owner entry outlives
---       its blob's due time (ms)
+--       its blob's due time (ms), 10 arq's result key template (a success's result lives only
+--       there: the later of the two expiries counts)
 -- Returns {entries looked at, entries kept for later, ref1, member1, ref2, member2, ...}
 local terminal = {}
 for status in string.gmatch(ARGV[7], '[^,]+') do terminal[status] = true end
@@ -31,7 +32,8 @@ for _, member in ipairs(due) do
     if status and not terminal[status] then
       wait = tonumber(ARGV[6])
     else
-      wait = math.max(0, redis.call('PTTL', (string.gsub(ARGV[4], '{id}', job))))
+      wait = math.max(0, redis.call('PTTL', (string.gsub(ARGV[4], '{id}', job))),
+        redis.call('PTTL', (string.gsub(ARGV[10], '{id}', job))))
     end
   end
   if wait > 0 then

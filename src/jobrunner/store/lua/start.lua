@@ -10,9 +10,10 @@
 --       21 worker id, 22 now as an ISO time (audit entries), 23 the worker's task names
 --       (',a,b,': a job of another task is returned as 'missing', its record untouched),
 --       24 ms a job of another task is left to the workers that have it once it is due
--- Returns {next_due or -1, job, job, ...}; a job is {id, 'run', score, try, payload, params,
+-- Returns {next_due or -1, job, job, ...}; a job is {id, 'run', score, try, '', params,
 -- timeout_seconds, max_tries, interruptions, tenant, task, plan, correlation_id,
--- callback_url, priority}, {id, 'arq', score, try, payload} (no record: a plain arq job) or
+-- callback_url, priority, created_at, expires_at or ''} (arq's payload is not read: the record
+-- holds all it says), {id, 'arq', score, try, payload} (no record: a plain arq job) or
 -- {id, 'missing', score, try, task, plan, callback_url} (this worker lacks the task: the
 -- lease is held, the record left queued), {id, 'expired', plan, callback_url} or {id, 'corrupt'} (a record whose times or timeout do
 -- not parse: reported, left as it is, and taken out of arq's queue).
@@ -71,13 +72,13 @@ local function pick(id, score)
     redis.call('ZADD', queue, 'XX', score, id)
     return nil
   end
-  local payload = redis.call('GET', L.arq_job .. id)
   -- arq's try counter (INCR, with arq's TTL on a fresh one): one SET for a first try
   local try = 1
   if not redis.call('SET', L.arq_retry .. id, 1, 'NX', 'EX', 88400) then
     try = redis.call('INCR', L.arq_retry .. id)
   end
   if not r[1] then
+    local payload = redis.call('GET', L.arq_job .. id)
     if not payload then drop(id) return nil end
     return {id, 'arq', score, try, payload}
   end
@@ -85,7 +86,7 @@ local function pick(id, score)
       and may_move(r[1], 'expired') then
     return expire(id, key, r)
   end
-  if not payload or not may_move(r[1], 'running') then
+  if not may_move(r[1], 'running') then
     drop(id)
     return nil
   end
@@ -97,8 +98,8 @@ local function pick(id, score)
     return {id, 'missing', score, try, r[3], r[4] or '', r[14]}
   end
   start(id, key, r, try)
-  return {id, 'run', score, try, payload, r[9], r[10], r[11], r[12] or '0', r[2], r[3], r[4],
-    r[13], r[14], r[17]}
+  return {id, 'run', score, try, '', r[9], r[10], r[11], r[12] or '0', r[2], r[3], r[4],
+    r[13], r[14], r[17], r[5], r[8] or ''}
 end
 
 local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES', 'LIMIT', 0,
