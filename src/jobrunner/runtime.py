@@ -119,13 +119,7 @@ class JobRunner:
         )
         self._stack.push_async_callback(redis.aclose, close_connection_pool=True)
         self._redis = redis
-        self._store = JobStore(
-            redis,
-            self.keys,
-            record_ttl=s.record_ttl_seconds,
-            result_ttl=s.result_ttl_seconds,
-            idempotency_ttl=s.idempotency_ttl_seconds,
-        )
+        self._store = JobStore.of(redis, s)
         self._callbacks = Callbacks(s, self.registry, self._store)
         self._creates = Coalescer(self._create_batch)
         self._stack.push_async_callback(self._creates.aclose)

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from jobrunner.domain.models import AuditEntry, JobPage, JobRecord, SkippedRecord
 from jobrunner.domain.status import JobStatus
 from jobrunner.errors import JobNotFoundError, RecordCorruptError
+from jobrunner.settings import Settings
 from jobrunner.store.codec import (
     audit_json,
     decode_audit,
@@ -60,6 +61,17 @@ class JobStore:
         self._transition = record_script(redis, "transition")
         self._cancel = record_script(redis, "request_cancel")
         self._layout = layout_args(keys, record_ttl=record_ttl, result_ttl=result_ttl)
+
+    @classmethod
+    def of(cls, redis: Redis, settings: Settings) -> JobStore:
+        """The store under ``settings``' key prefix and retention."""
+        return cls(
+            redis,
+            Keys(settings.key_prefix),
+            record_ttl=settings.record_ttl_seconds,
+            result_ttl=settings.result_ttl_seconds,
+            idempotency_ttl=settings.idempotency_ttl_seconds,
+        )
 
     # -- creation ---------------------------------------------------------------------------
 

@@ -46,16 +46,6 @@ RUNNING_SAMPLE = 20  # ids of running jobs a heartbeat names (the count is alway
 ABORT_CHECK_SECONDS = 2.0  # the fallback when a cancel's wake message is lost
 
 
-def job_store(redis: ArqRedis, settings: Settings) -> JobStore:
-    return JobStore(
-        redis,
-        Keys(settings.key_prefix),
-        record_ttl=settings.record_ttl_seconds,
-        result_ttl=settings.result_ttl_seconds,
-        idempotency_ttl=settings.idempotency_ttl_seconds,
-    )
-
-
 class WorkerRunner:
     """Runs the queues of one process until ``stop()`` (or SIGTERM/SIGINT under ``run()``)."""
 
@@ -77,7 +67,7 @@ class WorkerRunner:
         self.queues = tuple(queues or settings.worker_queues)
         self.concurrency = concurrency or settings.concurrency
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        store = job_store(redis, settings)
+        store = JobStore.of(redis, settings)
         self.services = Services(
             store=store,
             blobs=blobs or blob_store(settings),
