@@ -24,9 +24,11 @@ async def test_watch_streams_progress_and_ends_at_a_terminal_status(
     assert progress[-1] == 100
     assert events[-1].status is JobStatus.SUCCEEDED
     assert any(e.message and e.message.startswith("step") for e in events)
-    milestones = [a.progress for a in await runner.audit(job.id) if a.event == "progress"]
+    # progress carries its attempt, like the status events around it
+    assert {e.attempt for e in events if e.kind == "progress"} == {1}
+    milestones = [a for a in await runner.audit(job.id) if a.event == "progress"]
     assert milestones
-    assert all(m is not None for m in milestones)
+    assert all(m.progress is not None and m.attempt == 1 for m in milestones)
 
 
 async def test_watch_of_a_finished_job_yields_one_snapshot(

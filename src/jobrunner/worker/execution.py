@@ -120,7 +120,7 @@ async def _run_started(
     services: Services, task: Task[Any], a: Attempt, record: StartedRecord, end: EndFn
 ) -> str | None:
     reporter = ProgressReporter(
-        services.store, record.id, services.settings.progress_interval_seconds
+        services.store, record.id, services.settings.progress_interval_seconds, a.number
     )
     ctx = _context(services, task, a, record, reporter.report)
     services.running.add(record.id)

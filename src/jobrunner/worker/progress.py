@@ -16,9 +16,10 @@ from jobrunner.store.jobs import JobStore
 class ProgressReporter:
     """Writes at most one update per interval (plus each 25% milestone, kept in the audit)."""
 
-    def __init__(self, store: JobStore, job_id: str, interval: float) -> None:
+    def __init__(self, store: JobStore, job_id: str, interval: float, attempt: int) -> None:
         self.store = store
         self.job_id = job_id
+        self.attempt = attempt  # carried by the events and milestones, as status events are
         self.throttle = ProgressThrottle(interval)
         self.last_percent: float | None = None
         self.last_message: str | None = None
@@ -33,13 +34,16 @@ class ProgressReporter:
         now = datetime.now(tz=UTC)
         audit = None
         if milestone is not None:
-            audit = AuditEntry(at=now, event="progress", progress=percent, message=message)
+            audit = AuditEntry(
+                at=now, event="progress", progress=percent, message=message, attempt=self.attempt
+            )
         event = JobEvent(
             job_id=self.job_id,
             kind="progress",
             status=JobStatus.RUNNING,
             progress=percent,
             message=self.last_message,
+            attempt=self.attempt,
             at=now,
         )
         await self.store.set_progress(
