@@ -38,6 +38,7 @@ from jobrunner.settings import Settings
 from jobrunner.store.blob_backends import blob_store
 from jobrunner.store.blobs import BlobStore
 from jobrunner.store.coalesce import Coalescer
+from jobrunner.store.codec import decode_record
 from jobrunner.store.connection import connect, unavailable_reason
 from jobrunner.store.creation import Created
 from jobrunner.store.events import EventFeed
@@ -323,7 +324,9 @@ class JobRunner:
         async with self._guard("watch"):
             events = await EventFeed.open(self.redis, self.keys, job_id)
         try:
-            record = await self.get(job_id)
+            if not events.record_fields:
+                raise JobNotFoundError(job_id)
+            record = decode_record(events.record_fields, job_id)  # read as the feed began
             yield _snapshot(record)
             if record.is_terminal:
                 return

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from jobrunner.domain.models import JobEvent, ms_to_dt
+from jobrunner.store.codec import pairs_to_hash
 from jobrunner.store.keys import Keys
 
 
@@ -32,12 +33,14 @@ def parse_event(raw: bytes | str) -> JobEvent:
     return JobEvent.model_validate(data)
 
 
-# +1 / -1 on a record's watchers; never creates a record, drops the field at zero
+# +1 / -1 on a record's watchers; never creates a record, drops the field at zero. With ARGV[2]
+# set it also returns the record (the watcher's first read, in the same round trip).
 _WATCHERS = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local n = redis.call('HINCRBY', KEYS[1], 'watchers', ARGV[1])
 if n <= 0 then redis.call('HDEL', KEYS[1], 'watchers') end
-return n
+if ARGV[2] == '1' then return {n, redis.call('HGETALL', KEYS[1])} end
+return {n}
 """
 
 
@@ -50,13 +53,17 @@ class EventFeed:
         self._count = redis.register_script(_WATCHERS)
         self._record_key = record_key
         self._counted = False
+        # the record as it was once the feed listened (empty: there is no such record)
+        self.record_fields: dict[bytes, bytes] = {}
 
     @classmethod
     async def open(cls, redis: Redis, keys: Keys, job_id: str) -> EventFeed:
         feed = cls(redis.pubsub(), redis, keys.job(job_id))
         try:
             await feed._pubsub.subscribe(keys.events(job_id))
-            feed._counted = bool(await feed._count(keys=[feed._record_key], args=[1]))
+            reply = await feed._count(keys=[feed._record_key], args=[1, 1])
+            feed._counted = int(reply[0]) > 0
+            feed.record_fields = pairs_to_hash(reply[1]) if len(reply) > 1 else {}
         except BaseException:
             await feed.close()
             raise
@@ -73,7 +80,7 @@ class EventFeed:
         if self._counted:
             self._counted = False
             with contextlib.suppress(Exception):  # a count left behind only costs publishes
-                await self._count(keys=[self._record_key], args=[-1])
+                await self._count(keys=[self._record_key], args=[-1, 0])
         with contextlib.suppress(Exception):
             await self._pubsub.unsubscribe()
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
