@@ -108,8 +108,9 @@ class Reconciler:
         """Page through every tenant's index of ``status``; fix what a page shows wrong."""
         index, rank, ended = self.keys.status_index(ALL_TENANTS, status), 0, []
         mode = "running" if status is JobStatus.RUNNING else "waiting"
-        if status is JobStatus.RUNNING:  # a snapshot: a fix leaves the job in it
-            await refresh_all_running(self.redis, self.keys)
+        if status is JobStatus.RUNNING:  # its own snapshot: a fix leaves the job in it
+            index = self.keys.running_snapshot
+            await refresh_all_running(self.redis, self.keys, into=index)
         fixed = [self.keys.job("{id}"), arq_in_progress(""), status.value, now_ms - self.grace_ms]
         while True:
             started = time.perf_counter()
@@ -126,6 +127,8 @@ class Reconciler:
                     ended += [record] if record.is_terminal else []
             rank += seen if status is JobStatus.RUNNING else seen - moved
             if seen < self.batch:
+                if index == self.keys.running_snapshot:
+                    await self.redis.delete(index)
                 return ended
 
     async def _read(self, ids: list[str]) -> list[dict[str, str]]:

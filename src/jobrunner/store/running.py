@@ -16,9 +16,10 @@ from jobrunner.store.keys import ALL_TENANTS, Keys
 _LUA = resources.files("jobrunner.store").joinpath("lua/running_all.lua").read_text()
 
 
-async def refresh_all_running(redis: Redis, keys: Keys) -> int:
-    """Rebuild ``idx:*:status:running``; the number of running jobs."""
+async def refresh_all_running(redis: Redis, keys: Keys, into: str | None = None) -> int:
+    """Rebuild ``idx:*:status:running`` (or write the union to ``into``); the number of
+    running jobs."""
     script = redis.register_script(_LUA)
-    every = keys.status_index(ALL_TENANTS, JobStatus.RUNNING)
+    every = into or keys.status_index(ALL_TENANTS, JobStatus.RUNNING)
     mine = keys.status_index("{tenant}", JobStatus.RUNNING)
     return int(await script(keys=[every, keys.tenants], args=[mine]))
