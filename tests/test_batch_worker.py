@@ -74,8 +74,7 @@ async def test_a_live_lease_keeps_a_job_from_starting_twice(runner: JobRunner) -
         assert (await runner.redis.zscore(queue, job_id) or 0) >= now + 300  # out of the scan
         record = await runner.get(job_id)
         assert (record.status, record.attempts, record.worker_id) == (JobStatus.RUNNING, 1, "w-a")
-        assert await runner.redis.get(arq_retry(job_id)) == b"1"  # arq's try counter, with
-        assert 86_400 < await runner.redis.ttl(arq_retry(job_id)) <= 88_400  # arq's own TTL
+        assert await runner.redis.exists(arq_retry(job_id)) == 0  # tries: the record's
     again, _ = await _pickup(runner).claim(
         queue, wanted=10, now_ms=now + 200, scan=100, lease_ms=300, worker_id="w-b"
     )
@@ -90,7 +89,7 @@ async def test_a_live_lease_keeps_a_job_from_starting_twice(runner: JobRunner) -
     assert sorted(j.job_id for j in back if isinstance(j, Claimed)) == sorted(ids)
     record = await runner.get(ids[0])
     assert (record.attempts, record.interruptions, record.worker_id) == (2, 1, "w-b")
-    assert await runner.redis.get(arq_retry(ids[0])) == b"2"
+    assert await runner.redis.exists(arq_retry(ids[0])) == 0
 
 
 async def test_a_job_of_ours_starts_without_reading_arqs_payload(runner: JobRunner) -> None:
@@ -110,6 +109,22 @@ async def test_a_job_of_ours_starts_without_reading_arqs_payload(runner: JobRunn
         assert from_record.kwargs == from_payload.kwargs
         assert from_record.enqueue_ms == from_payload.enqueue_ms
     assert attempt_of(jobs[0], "free").kwargs or attempt_of(jobs[1], "free").kwargs
+
+
+async def test_a_plain_arq_job_counts_its_tries_in_arqs_counter(runner: JobRunner) -> None:
+    queue, job_id = runner.keys.queue("free"), "a" * 32
+    await runner.redis.set(arq_job(job_id), b'{"f":"demo.echo","a":[],"k":{},"et":1}', px=60_000)
+    await runner.redis.zadd(queue, {job_id: 1})
+    for expected in (1, 2):
+        [job], _ = await _pickup(runner).claim(
+            queue, wanted=1, now_ms=int(time.time() * 1000), scan=10, lease_ms=30_000,
+            worker_id="w",
+        )  # fmt: skip
+        assert isinstance(job, Claimed) and job.record is None and job.attempt == expected
+        assert await runner.redis.get(arq_retry(job_id)) == str(expected).encode()
+        assert 86_400 < await runner.redis.ttl(arq_retry(job_id)) <= 88_400  # arq's own TTL
+        await runner.redis.delete(arq_in_progress(job_id))  # as if its lease lapsed
+        await runner.redis.zadd(queue, {job_id: 1})
 
 
 async def test_endings_of_one_tick_are_written_in_one_call(runner: JobRunner) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 
 import pytest
 
@@ -15,6 +16,7 @@ from jobrunner.errors import InvalidInputError
 from jobrunner.runtime import JobRunner
 from jobrunner.store.cleanup import IndexPrune
 from jobrunner.store.listing import JobFilter, JobIndex
+from jobrunner.store.pickup import Pickup
 
 TENANTS = ("acme", "globex", "initech")
 PLANS = ("pro", "free")
@@ -157,3 +159,38 @@ async def test_a_client_adds_each_tenant_to_the_tenants_set_once(
     assert await JobIndex(runner.store).tenants() == []
     await runner.enqueue("demo.echo", {}, tenant="zeta")
     assert await JobIndex(runner.store).tenants() == ["zeta"]
+
+
+async def test_running_jobs_of_every_tenant_are_listed_and_counted_from_the_tenants_sets(
+    runner: JobRunner,
+) -> None:
+    made = [
+        await runner.enqueue("demo.echo", {}, tenant=TENANTS[i % 3], plan="free") for i in range(7)
+    ]
+    s = runner.store
+    pickup = Pickup(
+        runner.redis, s.keys, record_ttl=s.record_ttl, result_ttl=s.result_ttl, tasks=["demo.echo"]
+    )
+    claimed, _ = await pickup.claim(
+        runner.keys.queue("free"), wanted=5, now_ms=int(time.time() * 1000), scan=100,
+        lease_ms=30_000, worker_id="w",
+    )  # fmt: skip
+    assert len(claimed) == 5
+    every = runner.keys.status_index("*", JobStatus.RUNNING)
+    assert await runner.redis.zcard(every) == 0  # starting a job writes only its tenant's set
+    jobs = [await runner.get(r.id) for r in made]
+    index = JobIndex(runner.store)
+    for f in (
+        JobFilter(status=JobStatus.RUNNING),
+        JobFilter(status=JobStatus.RUNNING, plan="free"),
+    ):
+        ids, _ = await read_all(index, f, limit=2)
+        assert ids == expected(jobs, f) and len(ids) == 5
+    first = await index.page(JobFilter(status=JobStatus.RUNNING), None, 2)
+    assert first.total == 5
+    counts = await index.counts_by_status(None)
+    assert (counts[JobStatus.RUNNING], counts[JobStatus.QUEUED]) == (5, 2)
+    listed = await runner.list(None, status=JobStatus.RUNNING, limit=3)
+    assert (listed.total, [j.id for j in listed.items]) == (5, ids[:3])
+    mine = await index.counts_by_status("acme")
+    assert mine[JobStatus.RUNNING] == sum(j.tenant == "acme" for j in jobs if j.status == "running")

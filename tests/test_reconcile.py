@@ -140,3 +140,15 @@ async def test_a_lost_running_job_that_was_asked_to_stop_ends_cancelled(runner: 
     assert report["running_cancelled"] == 1 and report["running_requeued"] == 0
     assert (await runner.get(job.id)).status is JobStatus.CANCELLED
     assert await _score(runner, job.queue, job.id) is None
+
+
+async def test_dead_running_jobs_are_all_requeued_in_one_pass_of_small_pages(
+    runner: JobRunner,
+) -> None:
+    jobs = [await _running(runner) for _ in range(5)]
+    small = runner.settings.model_copy(update={"maintenance_batch": 2})
+    report = await Upkeep(runner.store, runner.blobs, small).reconcile()
+    assert report["running_requeued"] == 5  # the walk pages a snapshot: a fix skips nothing
+    for job in jobs:
+        assert (await runner.get(job.id)).status is JobStatus.QUEUED
+    assert await runner.redis.exists(runner.keys.running_snapshot) == 0

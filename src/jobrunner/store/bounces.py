@@ -1,14 +1,14 @@
 """Bounces: a worker without a job's task puts the job back on its queue for one that has it.
 
-A bounce is counted (to bound them), noted in the job's audit trail and gives the try back:
-arq counted one when the worker picked the job up, yet the task never ran.
+A bounce is counted (to bound them) and noted in the job's audit trail; it costs no try (a job
+of ours counts its tries in its record, which a bounce leaves as it was).
 """
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from jobrunner.store.keys import Keys, arq_in_progress, arq_retry
+from jobrunner.store.keys import Keys, arq_in_progress
 
 COUNTER_TTL_SECONDS = 7 * 24 * 3600
 
@@ -24,14 +24,13 @@ class TaskBounces:
         return int(raw) if raw is not None else 0
 
     async def bounce(self, job_id: str, entry: str, *, queue: str, due_ms: int) -> int:
-        """Count one bounce, note ``entry`` (audit JSON) in the trail, give the try back and put
-        the job back on ``queue``, due at ``due_ms``, releasing its lease; the new count."""
+        """Count one bounce, note ``entry`` (audit JSON) in the trail and put the job back on
+        ``queue``, due at ``due_ms``, releasing its lease; the new count."""
         key = self.keys.task_bounces(job_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, COUNTER_TTL_SECONDS)
             pipe.rpushx(self.keys.audit(job_id), entry)
-            pipe.decr(arq_retry(job_id))
             pipe.zadd(queue, {job_id: due_ms}, xx=True)
             pipe.delete(arq_in_progress(job_id))
             count, *_ = await pipe.execute()

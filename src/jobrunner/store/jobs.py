@@ -23,7 +23,8 @@ from jobrunner.store.codec import (
     encode_fields,
 )
 from jobrunner.store.creation import ArqEnqueue, JobCreator, NewJob
-from jobrunner.store.keys import Keys, arq_in_progress, arq_result, arq_retry
+from jobrunner.store.keys import ALL_TENANTS, Keys, arq_in_progress, arq_result, arq_retry
+from jobrunner.store.running import refresh_all_running
 from jobrunner.store.scripts import layout_args, record_script
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -130,6 +131,8 @@ class JobStore:
     ) -> JobPage:
         """Newest first, from the per-tenant indices (never a SCAN)."""
         k = self.keys
+        if tenant == ALL_TENANTS and status is JobStatus.RUNNING:
+            await refresh_all_running(self.redis, k)
         index_keys = [k.status_index(tenant, status)] if status else []
         index_keys += [k.task_index(tenant, task)] if task else []
         if len(index_keys) < 2:

@@ -60,6 +60,11 @@ class Keys:
         return f"{self.prefix}:idx:{ALL_TENANTS}:plan:{plan}"
 
     @property
+    def running_snapshot(self) -> str:
+        """Reconcile's own copy of every tenant's running index, for the length of one walk."""
+        return f"{self.prefix}:reconcile:running"
+
+    @property
     def tenants(self) -> str:
         return f"{self.prefix}:tenants"
 

@@ -31,6 +31,7 @@ from jobrunner.domain.status import JobStatus
 from jobrunner.store.codec import audit_json, decode_record, pairs_to_hash
 from jobrunner.store.jobs import JobStore, Transition
 from jobrunner.store.keys import ALL_TENANTS, arq_in_progress, arq_job
+from jobrunner.store.running import refresh_all_running
 from jobrunner.store.scripts import record_script
 
 __all__ = ["ArqPayload", "ReconcileCounts", "Reconciler"]
@@ -107,6 +108,9 @@ class Reconciler:
         """Page through every tenant's index of ``status``; fix what a page shows wrong."""
         index, rank, ended = self.keys.status_index(ALL_TENANTS, status), 0, []
         mode = "running" if status is JobStatus.RUNNING else "waiting"
+        if status is JobStatus.RUNNING:  # its own snapshot: a fix leaves the job in it
+            index = self.keys.running_snapshot
+            await refresh_all_running(self.redis, self.keys, into=index)
         fixed = [self.keys.job("{id}"), arq_in_progress(""), status.value, now_ms - self.grace_ms]
         while True:
             started = time.perf_counter()
@@ -121,8 +125,10 @@ class Reconciler:
                 elif record := await self._fix_running(job_id, fields, now_ms, counts):
                     moved += 1
                     ended += [record] if record.is_terminal else []
-            rank += seen - moved
+            rank += seen if status is JobStatus.RUNNING else seen - moved
             if seen < self.batch:
+                if index == self.keys.running_snapshot:
+                    await self.redis.delete(index)
                 return ended
 
     async def _read(self, ids: list[str]) -> list[dict[str, str]]:

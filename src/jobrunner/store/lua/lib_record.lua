@@ -15,15 +15,20 @@ local function named(template, id)
   return (string.gsub(template, '{id}', id))
 end
 
--- Moves the job between the per-tenant and all-tenants status indices.
+-- Moves the job between the per-tenant and all-tenants status indices. The all-tenants running
+-- index is not kept here: its readers rebuild it from the tenants' own (store/running.py).
 local function reindex(status_tmpl, all_tmpl, id, tenant, created, current, target, now)
   if current == target then return end
   local score = tonumber(created) or now
   local mine = string.gsub(status_tmpl, '{tenant}', function() return tenant end)
   redis.call('ZREM', (string.gsub(mine, '{status}', current)), id)
   redis.call('ZADD', (string.gsub(mine, '{status}', target)), score, id)
-  redis.call('ZREM', (string.gsub(all_tmpl, '{status}', current)), id)
-  redis.call('ZADD', (string.gsub(all_tmpl, '{status}', target)), score, id)
+  if current ~= 'running' then
+    redis.call('ZREM', (string.gsub(all_tmpl, '{status}', current)), id)
+  end
+  if target ~= 'running' then
+    redis.call('ZADD', (string.gsub(all_tmpl, '{status}', target)), score, id)
+  end
 end
 
 -- HSET of status, updated_at and the given fields; JSON nulls are deleted in one HDEL.

@@ -1,8 +1,9 @@
 -- Claim and start up to N due jobs of one arq queue in one call (the record lib is prepended).
--- Per job, as arq's pickup does: the in-progress lease (SET NX, value = worker id) and INCR of
--- arq's try counter; then the queue entry moves to the lease's expiry, so scans skip running
--- jobs (a dead worker's job is due again when its lease lapses), the payload is read and the
--- record goes to running with its audit line and status event. Jobs that can no longer start
+-- Per job, as arq's pickup does: the in-progress lease (SET NX, value = worker id); then the
+-- queue entry moves to the lease's expiry, so scans skip running jobs (a dead worker's job is
+-- due again when its lease lapses) and the record goes to running with its audit line. A job
+-- of ours counts its tries in the record (attempts + 1: every start writes attempts), not in
+-- arq's try counter, which only a plain arq job (no record) still gets, with its payload read. Jobs that can no longer start
 -- (cancelled) get arq's cleanup; a job past its start deadline is expired here. Status events
 -- go out only while someone watches the job (the record's 'watchers', see store/events.py).
 -- KEYS: 1 arq queue zset
@@ -72,16 +73,17 @@ local function pick(id, score)
     redis.call('ZADD', queue, 'XX', score, id)
     return nil
   end
-  -- arq's try counter (INCR, with arq's TTL on a fresh one): one SET for a first try
-  local try = 1
-  if not redis.call('SET', L.arq_retry .. id, 1, 'NX', 'EX', 88400) then
-    try = redis.call('INCR', L.arq_retry .. id)
-  end
   if not r[1] then
     local payload = redis.call('GET', L.arq_job .. id)
     if not payload then drop(id) return nil end
+    -- arq's try counter (INCR, with arq's TTL on a fresh one): one SET for a first try
+    local try = 1
+    if not redis.call('SET', L.arq_retry .. id, 1, 'NX', 'EX', 88400) then
+      try = redis.call('INCR', L.arq_retry .. id)
+    end
     return {id, 'arq', score, try, payload}
   end
+  local try = (tonumber(r[6]) or 0) + 1
   if r[1] == 'queued' and (tonumber(r[6]) or 0) == 0 and r[8] and now > tonumber(r[8])
       and may_move(r[1], 'expired') then
     return expire(id, key, r)
