@@ -121,6 +121,17 @@ async def worker(
     await w.stop(grace=0)
 
 
+@pytest.fixture
+def spawn(runner: JobRunner) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test starts; killed (if still up) before its runner's Redis data goes."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A local S3-compatible server (moto's emulator, see tests/s3_server.py) with one bucket."""

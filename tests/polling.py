@@ -7,6 +7,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from jobrunner.domain.status import JobStatus
+from jobrunner.runtime import JobRunner
+
 T = TypeVar("T")
 
 
@@ -20,3 +23,11 @@ async def eventually(
         await asyncio.sleep(0.05)
         value = await read()
     return value
+
+
+async def wait_running(runner: JobRunner, job_id: str, timeout: float = 30) -> None:
+    """Until the job's record says running (its events, not a poll)."""
+    async with asyncio.timeout(timeout):
+        async for event in runner.watch(job_id):
+            if event.status is JobStatus.RUNNING:
+                return

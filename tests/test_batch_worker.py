@@ -13,7 +13,6 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -31,18 +30,8 @@ from jobrunner.worker.batching import FinishBatcher
 from jobrunner.worker.execution import attempt_of
 from jobrunner.worker.outcomes import audit
 from jobrunner.worker.runner import WorkerRunner
-from tests.polling import eventually
-from tests.test_worker_processes import start_arq_worker, wait_running
-
-
-@pytest.fixture
-def spawn() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+from tests.polling import eventually, wait_running
+from tests.test_worker_processes import start_arq_worker
 
 
 def _pickup(runner: JobRunner) -> Pickup:

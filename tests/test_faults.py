@@ -26,7 +26,7 @@ from jobrunner.tasks.catalog import build_registry
 from tests.clitools import CLI
 from tests.conftest import make_settings, start_redis, wait_for_port
 from tests.faulttasks import TASKS
-from tests.polling import eventually
+from tests.polling import eventually, wait_running
 from tests.processes import Proc, base_env, processes, wait_for_async, wait_http, wait_registered
 
 pytestmark = pytest.mark.slow
@@ -112,13 +112,6 @@ async def test_a_poison_job_fails_and_harms_no_other_worker_or_job(
             assert (ended.status, ended.interruptions) == (JobStatus.SUCCEEDED, 0)
         bystander.check_alive()
         assert bystander.stop(30) == 0, bystander.output()
-
-
-async def wait_running(runner: JobRunner, job_id: str, timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        async for event in runner.watch(job_id):
-            if event.status is JobStatus.RUNNING:
-                return
 
 
 async def test_a_killed_workers_one_hour_job_runs_again_within_30s_elsewhere(

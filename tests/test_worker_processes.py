@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from jobrunner.domain.status import JobStatus
 from jobrunner.runtime import JobRunner
 from jobrunner.store.pickup import Pickup
 from jobrunner.worker.runner import WorkerRunner
+from tests.polling import wait_running
 
 ARQ = str(Path(sys.executable).with_name("arq"))
 
@@ -37,16 +37,6 @@ def worker_env(runner: JobRunner, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def spawn(runner: JobRunner) -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-
 def start_arq_worker(
     runner: JobRunner, procs: list[subprocess.Popen[bytes]], **extra: str
 ) -> subprocess.Popen[bytes]:
@@ -58,13 +48,6 @@ def start_arq_worker(
     )
     procs.append(proc)
     return proc
-
-
-async def wait_running(runner: JobRunner, job_id: str, timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
-        async for event in runner.watch(job_id):
-            if event.status is JobStatus.RUNNING:
-                return
 
 
 async def test_plain_arq_command_runs_jobs(
