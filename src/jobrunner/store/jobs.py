@@ -23,8 +23,8 @@ from jobrunner.store.codec import (
     encode_fields,
 )
 from jobrunner.store.creation import ArqEnqueue, JobCreator, NewJob
-from jobrunner.store.keys import ALL_TENANTS, Keys, arq_in_progress, arq_result, arq_retry
-from jobrunner.store.running import refresh_all_running
+from jobrunner.store.keys import Keys, arq_in_progress, arq_result, arq_retry
+from jobrunner.store.running import RunningIndex
 from jobrunner.store.scripts import layout_args, record_script
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -59,6 +59,7 @@ class JobStore:
         self.result_ttl = result_ttl
         self.idempotency_ttl = idempotency_ttl
         self.creator = JobCreator(redis, keys, idempotency_ttl=idempotency_ttl)
+        self.running = RunningIndex(redis, keys)
         self._transition = record_script(redis, "transition")
         self._cancel = record_script(redis, "request_cancel")
         self._layout = layout_args(keys, record_ttl=record_ttl, result_ttl=result_ttl)
@@ -131,10 +132,9 @@ class JobStore:
     ) -> JobPage:
         """Newest first, from the per-tenant indices (never a SCAN)."""
         k = self.keys
-        if tenant == ALL_TENANTS and status is JobStatus.RUNNING:
-            await refresh_all_running(self.redis, k)
         index_keys = [k.status_index(tenant, status)] if status else []
         index_keys += [k.task_index(tenant, task)] if task else []
+        await self.running.refresh_if_read(index_keys)
         if len(index_keys) < 2:
             key = index_keys[0] if index_keys else k.tenant_index(tenant)
             total = await self.redis.zcard(key)

@@ -23,7 +23,6 @@ from jobrunner.domain.status import JobStatus
 from jobrunner.errors import InvalidInputError
 from jobrunner.store.jobs import JobStore
 from jobrunner.store.keys import ALL_TENANTS, Keys
-from jobrunner.store.running import refresh_all_running
 
 __all__ = ["JobFilter", "JobIndex", "JobsPage"]
 
@@ -77,8 +76,7 @@ class JobIndex:
     async def page(self, f: JobFilter, cursor: str | None, limit: int) -> JobsPage:
         """Newest first from ``cursor`` (None: the newest); at most ``limit`` records."""
         sets = self.index_keys(f)
-        if f.tenant is None and f.status is JobStatus.RUNNING:
-            await refresh_all_running(self.redis, self.keys)
+        await self.store.running.refresh_if_read(sets)
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in sets:
                 pipe.zcard(key)
@@ -121,7 +119,7 @@ class JobIndex:
         """How many jobs (of a tenant, or of all) are in each status: one ZCARD each."""
         owner = tenant or ALL_TENANTS
         if owner == ALL_TENANTS:
-            await refresh_all_running(self.redis, self.keys)
+            await self.store.running.refresh()
         async with self.redis.pipeline(transaction=False) as pipe:
             for status in JobStatus:
                 pipe.zcard(self.keys.status_index(owner, status))

@@ -31,7 +31,6 @@ from jobrunner.domain.status import JobStatus
 from jobrunner.store.codec import audit_json, decode_record, pairs_to_hash
 from jobrunner.store.jobs import JobStore, Transition
 from jobrunner.store.keys import ALL_TENANTS, arq_in_progress, arq_job
-from jobrunner.store.running import refresh_all_running
 from jobrunner.store.scripts import record_script
 
 __all__ = ["ArqPayload", "ReconcileCounts", "Reconciler"]
@@ -110,7 +109,7 @@ class Reconciler:
         mode = "running" if status is JobStatus.RUNNING else "waiting"
         if status is JobStatus.RUNNING:  # its own snapshot: a fix leaves the job in it
             index = self.keys.running_snapshot
-            await refresh_all_running(self.redis, self.keys, into=index)
+            await self.store.running.refresh(into=index)
         fixed = [self.keys.job("{id}"), arq_in_progress(""), status.value, now_ms - self.grace_ms]
         while True:
             started = time.perf_counter()

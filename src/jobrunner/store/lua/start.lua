@@ -3,9 +3,10 @@
 -- queue entry moves to the lease's expiry, so scans skip running jobs (a dead worker's job is
 -- due again when its lease lapses) and the record goes to running with its audit line. A job
 -- of ours counts its tries in the record (attempts + 1: every start writes attempts), not in
--- arq's try counter, which only a plain arq job (no record) still gets, with its payload read. Jobs that can no longer start
--- (cancelled) get arq's cleanup; a job past its start deadline is expired here. Status events
--- go out only while someone watches the job (the record's 'watchers', see store/events.py).
+-- arq's try counter, which only a plain arq job (no record) still gets, with its payload read.
+-- Jobs that can no longer start (cancelled) get arq's cleanup; a job past its start deadline
+-- is expired here. Status events go out only while someone watches the job (the record's
+-- 'watchers', see store/events.py).
 -- KEYS: 1 arq queue zset
 -- ARGV: 1-16 the layout, 17 now ms, 18 max jobs, 19 entries to look at, 20 lease ms,
 --       21 worker id, 22 now as an ISO time (audit entries), 23 the worker's task names
@@ -16,8 +17,9 @@
 -- callback_url, priority, created_at, expires_at or ''} (arq's payload is not read: the record
 -- holds all it says), {id, 'arq', score, try, payload} (no record: a plain arq job) or
 -- {id, 'missing', score, try, task, plan, callback_url} (this worker lacks the task: the
--- lease is held, the record left queued), {id, 'expired', plan, callback_url} or {id, 'corrupt'} (a record whose times or timeout do
--- not parse: reported, left as it is, and taken out of arq's queue).
+-- lease is held, the record left queued), {id, 'expired', plan, callback_url} or
+-- {id, 'corrupt'} (a record whose times or timeout do not parse: reported, left as it is,
+-- and taken out of arq's queue).
 local queue = KEYS[1]
 local now = tonumber(ARGV[17])
 local wanted = tonumber(ARGV[18])
