@@ -157,6 +157,36 @@ async def test_a_command_failing_half_way_leaves_nothing_written(
         }
 
 
+async def test_a_failing_job_in_a_batch_fails_alone(
+    stoppable_redis: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """Submits of one loop tick share one Lua call; when one of them cannot be written, the
+    call undoes itself and each job is sent alone: the others are created, the one fails."""
+    url, _ = stoppable_redis
+    settings = make_settings(url, "batch", tmp_path)
+    async with JobRunner(settings, build_registry(settings), warn_unserved=False) as runner:
+        planted = runner.keys.task_index("broken", "demo.echo")
+        await runner.redis.set(planted, "not a zset")
+        tenants = ["acme", "broken", "globex", "acme"]
+        outcomes = await asyncio.gather(
+            *(runner.enqueue("demo.echo", {"i": i}, tenant=t) for i, t in enumerate(tenants)),
+            return_exceptions=True,
+        )
+        failed = [o for o in outcomes if isinstance(o, Exception)]
+        assert len(failed) == 1 and isinstance(outcomes[1], RedisUnavailableError)
+        assert "WRONGTYPE" in str(outcomes[1])
+        made = [o for o in outcomes if isinstance(o, JobRecord)]
+        assert [j.tenant for j in made] == ["acme", "globex", "acme"]
+        for job in made:
+            assert (await runner.get(job.id)).status is JobStatus.QUEUED
+            assert await runner.redis.zscore(job.queue, job.id) is not None
+        listed = await runner.redis.zrange(runner.keys.tenant_index(ALL_TENANTS), 0, -1)
+        assert sorted(i.decode() for i in listed) == sorted(j.id for j in made)
+        assert await runner.redis.zcard(runner.keys.tenant_index("broken")) == 0
+        counts = await runner.redis.hgetall(runner.keys.submitted_counts)
+        assert sum(int(v) for v in counts.values()) == 3
+
+
 async def test_submits_cut_off_by_a_silent_redis_are_whole_or_absent(
     stoppable_redis: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:

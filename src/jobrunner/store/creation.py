@@ -1,8 +1,12 @@
-"""Creating jobs: each job's record, indices, idempotency key and arq entry in one Lua call.
+"""Creating jobs: each job's record, indices, idempotency key and arq entry, all or nothing,
+many jobs per Lua call (create_jobs.lua gathers the batch's index writes into one command per
+key).
 
-Many calls go to Redis as one pipeline of EVALSHA (no SCRIPT EXISTS round trip first, as
-redis-py's ``Script`` objects make a pipeline do); a script Redis has forgotten (a restart, a
-SCRIPT FLUSH) is loaded again and only the calls it refused are sent again.
+A batch goes to Redis as one pipeline of EVALSHA, one per chunk of jobs (no SCRIPT EXISTS
+round trip first, as redis-py's ``Script`` objects make a pipeline do); a script Redis has
+forgotten (a restart, a SCRIPT FLUSH) is loaded again and only the calls it refused are sent
+again. A chunk whose call failed (and undid itself) is sent again one job per call, so each job
+gets its own outcome.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
@@ -21,8 +24,10 @@ from jobrunner.domain.status import JobStatus
 from jobrunner.errors import IdempotencyConflictError
 from jobrunner.store.codec import audit_json, encode_fields
 from jobrunner.store.keys import ALL_TENANTS, Keys, arq_job
+from jobrunner.store.scripts import lua_source, with_writes
 
-_SCRIPT = resources.files("jobrunner.store").joinpath("lua/create_job.lua").read_text()
+_SCRIPT = with_writes(lua_source("create_jobs"))
+_CHUNK = 200  # jobs per Lua call: bounds how long one call holds Redis
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,6 @@ class ArqEnqueue:
     score: int
 
 
-_NUMKEYS = 15
 Created = tuple[str, bool]  # (job id, True) for a new job; (earlier id, False) for a replay
 
 
@@ -84,33 +88,56 @@ class JobCreator:
 
         ``wake_queues`` are announced on the wake channel after the jobs are written."""
         calls = [self._call(job, arq) for job, arq in jobs]
-        replies = await self._run(calls, wake_queues)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if missing:
-            await self.redis.script_load(_SCRIPT)
-            again = await self._run([calls[i] for i in missing], wake_queues)
-            for i, reply in zip(missing, again, strict=False):
-                replies[i] = reply
-        outcomes = [_outcome(reply, job) for (job, _), reply in zip(jobs, replies, strict=False)]
+        chunks = [list(range(i, min(i + _CHUNK, len(calls)))) for i in range(0, len(calls), _CHUNK)]
+        replies: list[Any] = [None] * len(calls)
+        await self._send(calls, chunks, replies, wake_queues)
+        outcomes = [_outcome(reply, job) for (job, _), reply in zip(jobs, replies, strict=True)]
         for (job, _), outcome in zip(jobs, outcomes, strict=True):
             if not isinstance(outcome, Exception) and outcome[1]:
                 self._known_tenants.add(job.tenant)
         return outcomes
 
-    async def _run(self, calls: list[list[str | bytes]], wake: Sequence[str]) -> list[Any]:
+    async def _send(
+        self,
+        calls: list[dict[str, Any]],
+        chunks: list[list[int]],
+        replies: list[Any],
+        wake: Sequence[str],
+    ) -> None:
+        """Fill ``replies`` (per job: its [code, id] or the error of its call)."""
+        answers = await self._run([[calls[i] for i in chunk] for chunk in chunks], wake)
+        forgotten = [c for c, a in zip(chunks, answers, strict=True) if _forgotten(a)]
+        if forgotten:
+            await self.redis.script_load(_SCRIPT)
+            again = await self._run([[calls[i] for i in chunk] for chunk in forgotten], wake)
+            answers = [a for c, a in zip(chunks, answers, strict=True) if not _forgotten(a)]
+            chunks = [c for c in chunks if c not in forgotten] + forgotten
+            answers += again
+        alone: list[list[int]] = []
+        for chunk, answer in zip(chunks, answers, strict=True):
+            if isinstance(answer, Exception) and len(chunk) > 1:
+                alone += [[i] for i in chunk]  # undone as a whole: each job on its own now
+            else:
+                for i, reply in zip(chunk, _per_job(answer, len(chunk)), strict=True):
+                    replies[i] = reply
+        if alone:
+            await self._send(calls, alone, replies, ())
+
+    async def _run(self, batches: list[list[dict[str, Any]]], wake: Sequence[str]) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            for call in calls:
-                pipe.execute_command("EVALSHA", self._sha, _NUMKEYS, *call)
+            for batch in batches:
+                argv = json.dumps(batch, ensure_ascii=False, separators=(",", ":"))
+                pipe.execute_command("EVALSHA", self._sha, 0, argv)
             for queue in wake:
                 pipe.publish(self.keys.wake, queue)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return replies
+        return replies[: len(batches)]
 
-    def _call(self, job: NewJob, arq: ArqEnqueue) -> list[str | bytes]:
-        """EVALSHA's arguments after the sha and the number of keys: KEYS, then one ARGV."""
+    def _call(self, job: NewJob, arq: ArqEnqueue) -> dict[str, Any]:
+        """One job's object in create_jobs.lua's ARGV[1]: its values, and its keys as ``k``."""
         k = self.keys
         idem = k.idempotency(job.tenant, job.idempotency_key) if job.idempotency_key else ""
-        argv = {
+        return {
             "id": job.job_id,
             "fields": {n: v for n, v in encode_fields(job.fields).items() if v is not None},
             "created": repr(job.created_ms),
@@ -123,25 +150,35 @@ class JobCreator:
             "payload_ttl": str(arq.ttl_ms),
             "score": str(arq.score),
             "tenant_known": "1" if job.tenant in self._known_tenants else "",
+            "k": [
+                k.job(job.job_id),
+                k.audit(job.job_id),
+                k.tenant_index(job.tenant),
+                k.status_index(job.tenant, JobStatus.QUEUED),
+                k.task_index(job.tenant, job.task),
+                k.tenants,
+                idem,
+                k.expiring,
+                arq_job(job.job_id),
+                arq.queue,
+                k.submitted_counts,
+                k.tenant_index(ALL_TENANTS),
+                k.status_index(ALL_TENANTS, JobStatus.QUEUED),
+                k.task_index(ALL_TENANTS, job.task),
+                k.plan_index(str(job.fields["plan"])),
+            ],
         }
-        return [
-            k.job(job.job_id),
-            k.audit(job.job_id),
-            k.tenant_index(job.tenant),
-            k.status_index(job.tenant, JobStatus.QUEUED),
-            k.task_index(job.tenant, job.task),
-            k.tenants,
-            idem,
-            k.expiring,
-            arq_job(job.job_id),
-            arq.queue,
-            k.submitted_counts,
-            k.tenant_index(ALL_TENANTS),
-            k.status_index(ALL_TENANTS, JobStatus.QUEUED),
-            k.task_index(ALL_TENANTS, job.task),
-            k.plan_index(str(job.fields["plan"])),
-            json.dumps(argv, ensure_ascii=False, separators=(",", ":")),
-        ]
+
+
+def _forgotten(answer: Any) -> bool:
+    return isinstance(answer, NoScriptError)
+
+
+def _per_job(answer: Any, count: int) -> list[Any]:
+    """A call's answer split per job: its list of [code, id], or its error for each."""
+    if isinstance(answer, Exception):
+        return [answer] * count
+    return list(answer)
 
 
 def _outcome(reply: Any, job: NewJob) -> Created | Exception:

@@ -23,6 +23,7 @@ from jobrunner.store.keys import (
 )
 
 _LIB = "lib_record"
+_WRITES = "lib_writes"  # gathered index writes (store/lua/lib_writes.lua), before the record lib
 _PLACEHOLDER = "--TRANSITIONS--"
 
 
@@ -39,11 +40,17 @@ def transitions_lua() -> str:
     return ", ".join(rows)
 
 
+def with_writes(source: str) -> str:
+    """``source`` with lib_writes.lua's gathered writes (``W``) before it."""
+    return lua_source(_WRITES) + "\n" + source
+
+
 def record_script(redis: Redis, name: str, *, with_transition: bool = False) -> AsyncScript:
-    """Register ``lua/<name>.lua`` with the record lib (and the lifecycle table) before it;
+    """Register ``lua/<name>.lua`` with the write buffer and the record lib (and the lifecycle
+    table) before it;
     ``with_transition``: transition.lua's body too, as ``local function transition(KEYS, ARGV)``
     (ARGV 1-16 stay the layout the lib reads)."""
-    lib = lua_source(_LIB).replace(_PLACEHOLDER, transitions_lua())
+    lib = with_writes(lua_source(_LIB).replace(_PLACEHOLDER, transitions_lua()))
     middle = ""
     if with_transition:
         middle = f"local function transition(KEYS, ARGV)\n{lua_source('transition')}\nend\n"

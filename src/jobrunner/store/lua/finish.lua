@@ -13,25 +13,26 @@
 -- Returns {{code, status}, ...}: 1 moved to status, -1 refused (current status), -2 no record.
 local now = tonumber(ARGV[17])
 local worker = ARGV[18]
+W.on = true -- index, queue and cleanup writes go out per key at the end (lib_writes.lua)
 
 local function release(e, kind)
   local lease = L.arq_lease .. e.id
   if kind == 'end' then
-    redis.call('DEL', L.arq_job .. e.id, L.arq_retry .. e.id, lease)
-    redis.call('ZREM', e.q, e.id)
+    W.del(L.arq_job .. e.id, L.arq_retry .. e.id, lease)
+    W.zrem(e.q, e.id)
     if e.ar then redis.call('SET', L.arq_result .. e.id, e.ar, 'PX', L.result_ttl * 1000) end
   else
-    if e.s then redis.call('ZADD', e.q, 'XX', e.s, e.id) end
-    redis.call('DEL', lease)
+    if e.s then W.zadd_xx(e.q, e.s, e.id) end
+    W.del(lease)
   end
 end
 
 local function refuse(e, current)
   local lease = L.arq_lease .. e.id
-  if redis.call('GET', lease) == worker then redis.call('DEL', lease) end
+  if redis.call('GET', lease) == worker then W.del(lease) end
   if is_terminal(current) then  -- it ended elsewhere (a cancel, a reconcile)
-    redis.call('DEL', L.arq_job .. e.id, L.arq_retry .. e.id)
-    redis.call('ZREM', e.q, e.id)
+    W.del(L.arq_job .. e.id, L.arq_retry .. e.id)
+    W.zrem(e.q, e.id)
   end
   return {-1, current}
 end
@@ -64,7 +65,7 @@ local function finish(e)
   if e.r then redis.call('SET', named(L.result, id), e.r, 'EX', L.result_ttl) end
   if kind == 'end' then
     seal(L, id, key, audit_key, r[3], r[4], r[5], target, now)
-    if r[7] == '1' then redis.call('ZREM', L.arq_abort, id) end
+    if r[7] == '1' then W.zrem(L.arq_abort, id) end
   end
   local progress, message = fields['progress'] or r[8], r[9]
   if fields['message'] ~= nil then
@@ -81,4 +82,5 @@ local out = {}
 for _, e in ipairs(cjson.decode(ARGV[19])) do
   out[#out + 1] = finish(e)
 end
+W.flush()
 return out

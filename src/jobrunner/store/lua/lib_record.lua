@@ -1,4 +1,5 @@
--- Shared by the scripts that change a record's status (prepended when a script is loaded).
+-- Shared by the scripts that change a record's status (prepended when a script is loaded, after
+-- lib_writes: index and counter writes go through its W, gathered when a script turns it on).
 -- TRANSITIONS is rendered from jobrunner.domain.status.TRANSITIONS: the one table of allowed moves.
 local TRANSITIONS = {--TRANSITIONS--}
 
@@ -21,13 +22,13 @@ local function reindex(status_tmpl, all_tmpl, id, tenant, created, current, targ
   if current == target then return end
   local score = tonumber(created) or now
   local mine = string.gsub(status_tmpl, '{tenant}', function() return tenant end)
-  redis.call('ZREM', (string.gsub(mine, '{status}', current)), id)
-  redis.call('ZADD', (string.gsub(mine, '{status}', target)), score, id)
+  W.zrem((string.gsub(mine, '{status}', current)), id)
+  W.zadd((string.gsub(mine, '{status}', target)), score, id)
   if current ~= 'running' then
-    redis.call('ZREM', (string.gsub(all_tmpl, '{status}', current)), id)
+    W.zrem((string.gsub(all_tmpl, '{status}', current)), id)
   end
   if target ~= 'running' then
-    redis.call('ZADD', (string.gsub(all_tmpl, '{status}', target)), score, id)
+    W.zadd((string.gsub(all_tmpl, '{status}', target)), score, id)
   end
 end
 
@@ -57,9 +58,9 @@ end
 -- A terminal record: into the finished zset and the completed counter, then its TTL.
 local function seal(L, id, key, audit_key, tenant, task, plan, target, now)
   plan = plan or ''
-  redis.call('ZADD', L.finished, tonumber(now),
+  W.zadd(L.finished, tonumber(now),
     tenant .. '\t' .. task .. '\t' .. target .. '\t' .. id .. '\t' .. plan)
-  redis.call('HINCRBY', L.completed, plan .. '\t' .. target, 1)
+  W.hincrby(L.completed, plan .. '\t' .. target, 1)
   redis.call('EXPIRE', key, L.record_ttl)
   redis.call('EXPIRE', audit_key, L.record_ttl)
 end

@@ -26,10 +26,11 @@ local wanted = tonumber(ARGV[18])
 local lease = tonumber(ARGV[20])
 local worker = ARGV[21]
 local at = ARGV[22]
+W.on = true -- index, queue and cleanup writes go out per key at the end (lib_writes.lua)
 
 local function drop(id)  -- arq's own cleanup of a job that will not run
-  redis.call('DEL', L.arq_job .. id, L.arq_retry .. id, L.arq_lease .. id)
-  redis.call('ZREM', queue, id)
+  W.del(L.arq_job .. id, L.arq_retry .. id, L.arq_lease .. id)
+  W.zrem(queue, id)
 end
 
 local function expire(id, key, r)
@@ -39,7 +40,7 @@ local function expire(id, key, r)
   redis.call('RPUSH', audit_key, cjson.encode({at = at, event = 'expired', status = 'expired',
     attempt = 0}))
   seal(L, id, key, audit_key, r[2], r[3], r[4], 'expired', now)
-  redis.call('ZREM', L.expiring, id)
+  W.zrem(L.expiring, id)
   if r[18] then publish_status(named(L.events, id), id, 'expired', r[15], r[16], r[6], now) end
   drop(id)
   return {id, 'expired', r[4] or '', r[14]}
@@ -48,15 +49,15 @@ end
 local function start(id, key, r, try)
   local fields = {started_at = ARGV[17], attempts = try, worker_id = worker}
   if r[1] == 'retrying' then fields['next_attempt_at'] = cjson.null end
-  write_fields(key, 'running', now, fields)
-  if r[1] == 'running' then  -- the previous worker died mid-attempt
-    redis.call('HINCRBY', key, 'interruptions', 1)
+  if r[1] == 'running' then  -- the previous worker died mid-attempt (r[12] read just now)
     r[12] = tostring((tonumber(r[12]) or 0) + 1)
+    fields['interruptions'] = r[12]
   end
+  write_fields(key, 'running', now, fields)
   reindex(L.status_idx, L.all_status_idx, id, r[2], r[5], r[1], 'running', now)
   redis.call('RPUSH', named(L.audit, id), cjson.encode({at = at, event = 'started',
     status = 'running', attempt = try, worker_id = worker}))
-  if r[8] then redis.call('ZREM', L.expiring, id) end
+  if r[8] then W.zrem(L.expiring, id) end
   if r[18] then publish_status(named(L.events, id), id, 'running', r[15], r[16], try, now) end
 end
 
@@ -71,8 +72,8 @@ local function pick(id, score)
     'correlation_id', 'callback_url', 'progress', 'message', 'priority', 'watchers')
   if lacks(r[3]) and now - tonumber(score) < tonumber(ARGV[24]) then
     -- due only just now: left a moment to the workers that have its task (they woke for it)
-    redis.call('DEL', L.arq_lease .. id)
-    redis.call('ZADD', queue, 'XX', score, id)
+    W.del(L.arq_lease .. id)
+    W.zadd_xx(queue, score, id)
     return nil
   end
   if not r[1] then
@@ -114,7 +115,7 @@ for i = 1, #due, 2 do
   if taken >= wanted then break end
   local id = due[i]
   if redis.call('SET', L.arq_lease .. id, worker, 'NX', 'PX', lease) then
-    redis.call('ZADD', queue, 'XX', now + lease, id)
+    W.zadd_xx(queue, now + lease, id)
     local job = pick(id, due[i + 1])
     if job then
       out[#out + 1] = job
@@ -122,6 +123,7 @@ for i = 1, #due, 2 do
     end
   end
 end
+W.flush() -- before the queue is read again
 local upcoming = redis.call('ZRANGEBYSCORE', queue, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 if #upcoming > 0 then out[1] = upcoming[2] end
 return out
