@@ -7,12 +7,13 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
-from jobrunner.callbacks import WEBHOOK_TASK
+from jobrunner.callbacks import WEBHOOK_TASK, Callbacks
 from jobrunner.domain.models import AuditEntry, JobRecord
 from jobrunner.domain.status import JobStatus
 from jobrunner.domain.views import job_view
@@ -20,9 +21,11 @@ from jobrunner.domain.webhooks import verify_signature
 from jobrunner.registry import Registry
 from jobrunner.runtime import JobRunner
 from jobrunner.settings import Settings
+from jobrunner.store.jobs import Transition
 from jobrunner.tasks.catalog import build_registry
 from jobrunner.tasks.demo import DEMO_TASKS
 from jobrunner.tasks.maintenance import expire_jobs
+from jobrunner.tasks.upkeep import Upkeep
 from jobrunner.worker.runner import WorkerRunner
 from tests.conftest import make_settings
 from tests.polling import eventually
@@ -242,3 +245,44 @@ async def test_without_the_delivery_task_a_callback_is_logged_not_an_error(
     warning = next(e for e in logs if e["event"].startswith("callback_url not delivered"))
     assert (warning["log_level"], warning["job_id"]) == ("warning", job.id)
     assert receiver.got == []
+
+
+async def test_a_callback_lost_with_its_process_is_enqueued_by_reconcile(
+    runner: JobRunner, receiver: Receiver
+) -> None:
+    """The script that ends a job puts it in the callbacks outbox; a process that dies before
+    it enqueues the delivery (here: the store's write alone, no Callbacks step after it) leaves
+    the entry, and the reconcile cron enqueues the delivery, once."""
+    job = await runner.enqueue("demo.echo", {}, defer_seconds=600, callback_url=receiver.url())
+    change = Transition(
+        target=JobStatus.CANCELLED,
+        fields={"finished_at": time.time() * 1000},
+        audit=AuditEntry(at=datetime.now(tz=UTC), event="cancelled", status=JobStatus.CANCELLED),
+    )
+    assert await runner.store.transition(job.id, change, time.time() * 1000)
+    outbox = runner.keys.callbacks_due
+    assert await runner.redis.zrange(outbox, 0, -1) == [job.id.encode()]
+    callbacks = Callbacks(runner.settings, runner.registry, runner.store)
+    upkeep = Upkeep(runner.store, runner.blobs, runner.settings, callbacks)
+    early = await upkeep.reconcile()  # within the grace: the ending process may still do it
+    assert early["webhooks_resent"] == 0
+    later = time.time() * 1000 + runner.settings.reconcile_grace_seconds * 1000 + 1
+    assert (await upkeep.reconcile(later))["webhooks_resent"] == 1
+    assert await runner.redis.zcard(outbox) == 0
+    assert (await upkeep.reconcile(later))["webhooks_resent"] == 0
+    delivery = await delivery_job(runner)
+    assert delivery.params == {"job_id": job.id}
+    async with WorkerRunner(runner.settings, runner.registry, redis=runner.redis):
+        (entry,) = await webhook_audit(runner, job.id)
+    assert entry.event == "webhook_delivered"
+    (got,) = receiver.got
+    assert json.loads(got.body)["status"] == "cancelled"
+
+
+async def test_an_ending_that_enqueues_its_delivery_leaves_no_outbox_entry(
+    runner: JobRunner, worker: WorkerRunner, receiver: Receiver
+) -> None:
+    job = await runner.enqueue("demo.echo", {}, callback_url=receiver.url())
+    await runner.wait(job.id, timeout=5)
+    await webhook_audit(runner, job.id)
+    assert await runner.redis.zcard(runner.keys.callbacks_due) == 0

@@ -5,6 +5,10 @@
 waiting job, and the expiry cron. It enqueues ``jobrunner.deliver_webhook`` in the job's plan
 with one round trip, under an idempotency key, so a job gets one delivery job however often it
 is reported ended. The delivery job retries with backoff like any other job.
+
+The script that made the job terminal also put it in the callbacks outbox (store/outbox.py);
+the entry goes once the delivery job exists. A process that dies in between leaves the entry,
+and ``resend_due`` (run by the reconcile cron) enqueues the delivery then.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from redis.exceptions import RedisError
 
 from jobrunner.admission import Admission
 from jobrunner.domain.models import JobRecord
-from jobrunner.errors import JobRunnerError
+from jobrunner.errors import JobNotFoundError, JobRunnerError
 from jobrunner.registry import Registry
 from jobrunner.settings import Settings
 from jobrunner.store.jobs import JobStore
+from jobrunner.store.outbox import CallbackOutbox
 from jobrunner.submission import EnqueueRequest
 
 __all__ = ["WEBHOOK_TASK", "Callbacks"]
@@ -37,6 +42,7 @@ class Callbacks:
         self._store = store
         self._admission = Admission(settings, registry, store.keys)
         self._deadline = settings.redis_timeout_seconds * 2
+        self._outbox = CallbackOutbox(store.redis, store.keys)
 
     async def job_ended(self, record: JobRecord) -> None:
         """Enqueue the delivery of ``record``'s final state if it has a callback_url.
@@ -46,18 +52,34 @@ class Callbacks:
         """
         if record.callback_url is None or not record.is_terminal:
             return
-        if WEBHOOK_TASK not in self._registry:
-            log.warning("callback_url not delivered: the registry has no webhook task",
-                        job_id=record.id, task=WEBHOOK_TASK)  # fmt: skip
-            return
         try:
             async with asyncio.timeout(self._deadline):
-                delivery = await self._enqueue(record)
+                if WEBHOOK_TASK not in self._registry:
+                    log.warning("callback_url not delivered: the registry has no webhook task",
+                                job_id=record.id, task=WEBHOOK_TASK)  # fmt: skip
+                else:
+                    delivery = await self._enqueue(record)
+                    log.info("webhook delivery enqueued", job_id=record.id, delivery_id=delivery)
+                await self._outbox.done(record.id)
         except (JobRunnerError, RedisError, OSError, TimeoutError) as exc:
-            log.error("webhook delivery not enqueued", job_id=record.id,
-                      tenant=record.tenant, error=str(exc) or type(exc).__name__)  # fmt: skip
-            return
-        log.info("webhook delivery enqueued", job_id=record.id, delivery_id=delivery)
+            log.error("webhook delivery not enqueued; the reconcile cron tries again",
+                      job_id=record.id, tenant=record.tenant,
+                      error=str(exc) or type(exc).__name__)  # fmt: skip
+
+    async def resend_due(self, now_ms: float, *, grace_ms: float, limit: int) -> int:
+        """Enqueue the deliveries of jobs that ended over ``grace_ms`` ago and are still in the
+        outbox (their process died before it enqueued them); how many were looked at."""
+        due = await self._outbox.due(now_ms - grace_ms, limit)
+        for job_id in due:
+            try:
+                record = await self._store.get(job_id)
+            except JobNotFoundError:  # expired with its record: nothing left to deliver
+                await self._outbox.done(job_id)
+                continue
+            log.warning("webhook delivery was not enqueued when the job ended; enqueuing it now",
+                        job_id=job_id, tenant=record.tenant)  # fmt: skip
+            await self.job_ended(record)
+        return len(due)
 
     async def _enqueue(self, record: JobRecord) -> str:
         request = EnqueueRequest(

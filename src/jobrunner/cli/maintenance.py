@@ -42,9 +42,8 @@ def _run(
     """``webhooks``: jobs it ends get their callbacks (this loads the task catalog)."""
 
     async def go(runner: JobRunner) -> Report:
-        callbacks = Callbacks(runner.settings, runner.registry, runner.store)
-        on_ended = callbacks.job_ended if webhooks else None
-        upkeep = Upkeep(runner.store, runner.blobs, runner.settings, on_ended)
+        callbacks = Callbacks(runner.settings, runner.registry, runner.store) if webhooks else None
+        upkeep = Upkeep(runner.store, runner.blobs, runner.settings, callbacks)
         return await work(upkeep)
 
     _show(name, with_client(go, tasks=webhooks), as_json)

@@ -78,6 +78,12 @@ class Keys:
         """Zset of terminal job ids by finish time, for the cleanup cron."""
         return f"{self.prefix}:finished"
 
+    @property
+    def callbacks_due(self) -> str:
+        """Zset of ended jobs with a callback_url whose delivery job is not enqueued yet, by end
+        time (ms): the outbox the record scripts write when they seal a job."""
+        return f"{self.prefix}:callbacks:due"
+
     def idempotency(self, tenant: str, key: str) -> str:
         return f"{self.prefix}:idem:{tenant}:{key}"
 

@@ -126,7 +126,7 @@ class Pickup:
         self._script = record_script(redis, "start")
         self._layout = layout_args(keys, record_ttl=record_ttl, result_ttl=result_ttl)
         self._tasks = "," + ",".join(tasks) + ","
-        self._leave_missing_ms = leave_missing_ms  # see start.lua's ARGV 24
+        self._leave_missing_ms = leave_missing_ms  # see start.lua's ARGV 25
 
     async def claim(
         self, queue: str, *, wanted: int, now_ms: int, scan: int, lease_ms: int, worker_id: str

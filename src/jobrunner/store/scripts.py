@@ -49,7 +49,7 @@ def record_script(redis: Redis, name: str, *, with_transition: bool = False) -> 
     """Register ``lua/<name>.lua`` with the write buffer and the record lib (and the lifecycle
     table) before it;
     ``with_transition``: transition.lua's body too, as ``local function transition(KEYS, ARGV)``
-    (ARGV 1-16 stay the layout the lib reads)."""
+    (ARGV 1-17 stay the layout the lib reads)."""
     lib = with_writes(lua_source(_LIB).replace(_PLACEHOLDER, transitions_lua()))
     middle = ""
     if with_transition:
@@ -58,7 +58,8 @@ def record_script(redis: Redis, name: str, *, with_transition: bool = False) -> 
 
 
 def layout_args(keys: Keys, *, record_ttl: int, result_ttl: int) -> list[str]:
-    """ARGV 1-16 of every record script: key templates (``{id}``), TTLs and arq's prefixes."""
+    """ARGV 1-17 of every record script: key templates (``{id}``), TTLs, arq's prefixes and
+    the callbacks outbox."""
     return [
         keys.job("{id}"),
         keys.audit("{id}"),
@@ -76,4 +77,5 @@ def layout_args(keys: Keys, *, record_ttl: int, result_ttl: int) -> list[str]:
         arq_in_progress(""),
         arq_result(""),
         ARQ_ABORT,
+        keys.callbacks_due,
     ]

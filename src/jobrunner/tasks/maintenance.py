@@ -49,9 +49,7 @@ async def run_once(
         log.debug("maintenance slot already taken", job=name, slot_ms=slot)
         return None
     callbacks = getattr(services, "callbacks", None)
-    upkeep = Upkeep(
-        store, services.blobs, services.settings, callbacks.job_ended if callbacks else None
-    )
+    upkeep = Upkeep(store, services.blobs, services.settings, callbacks)
     report = await work(upkeep)
     log.info("maintenance done", job=name, slot_ms=slot, **report)
     return report
@@ -61,7 +59,9 @@ async def expire_jobs(ctx: dict[str, Any]) -> Report | None:
     """Expire waiting jobs whose TTL has passed (and schedule their webhooks)."""
 
     async def work(upkeep: Upkeep) -> Report:
-        expired = await expire_overdue(upkeep.store, time.time() * 1000, on_expired=upkeep.on_ended)
+        callbacks = upkeep.callbacks
+        on_expired = callbacks.job_ended if callbacks else None
+        expired = await expire_overdue(upkeep.store, time.time() * 1000, on_expired=on_expired)
         return {"expired": expired}
 
     return await run_once(ctx, "expire", 10 * 60, work)

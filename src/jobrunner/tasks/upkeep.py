@@ -5,21 +5,22 @@
   whose records have expired, so ``list`` totals stay true.
 - ``cleanup``: ``prune``, then the blobs past retention: uploads after
   JOBRUNNER_UPLOAD_RETENTION_HOURS, a job's outputs once its result is gone.
-- ``reconcile``: records and arq's queue agree (store/reconcile.py).
+- ``reconcile``: records and arq's queue agree (store/reconcile.py); webhook deliveries a dead
+  process did not enqueue are enqueued (the callbacks outbox, store/outbox.py).
 - ``reset_quotas``: the monthly per-tenant job counters of the API's quotas.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from arq.jobs import serialize_job
 
-from jobrunner.domain.models import JobRecord
+from jobrunner.callbacks import Callbacks
 from jobrunner.serializer import serialize
 from jobrunner.settings import Settings
 from jobrunner.store.blobs import BlobStore
@@ -71,7 +72,7 @@ class Upkeep:
     store: JobStore
     blobs: BlobStore
     settings: Settings
-    on_ended: Callable[[JobRecord], Awaitable[None]] | None = None  # webhooks of jobs it ends
+    callbacks: Callbacks | None = None  # webhooks of the jobs it ends (None: none sent)
 
     async def prune(self, now_ms: float | None = None) -> Report:
         started = time.perf_counter()
@@ -109,10 +110,15 @@ class Upkeep:
             grace_ms=s.reconcile_grace_seconds * 1000,
             payload=arq_payload(s),
         )
-        counts, ended = await reconciler.run(time.time() * 1000 if now_ms is None else now_ms)
-        if self.on_ended is not None:
+        now_ms = time.time() * 1000 if now_ms is None else now_ms
+        counts, ended = await reconciler.run(now_ms)
+        resent = 0
+        if self.callbacks is not None:
             for record in ended:
-                await self.on_ended(record)
+                await self.callbacks.job_ended(record)
+            resent = await self.callbacks.resend_due(
+                now_ms, grace_ms=s.reconcile_grace_seconds * 1000, limit=s.maintenance_batch
+            )
         timer = CallTimer(counts.calls, counts.longest_s)
         report = {
             "looked_at": counts.looked_at,
@@ -122,6 +128,7 @@ class Upkeep:
             "queued_reenqueued": counts.reenqueued,
             "orphans_dropped": counts.orphans_dropped,
             "changed_meanwhile": counts.left_alone,
+            "webhooks_resent": resent,
         }
         return _timing(report, [timer], started)
 

@@ -4,15 +4,15 @@
 -- arq's cleanup (queue entry, job key, try counter, lease) and arq's result; a retry goes back
 -- to the queue at its retry time; an interrupted attempt at its old score. The record becomes
 -- terminal in the same call that removes the lease.
--- ARGV: 1-16 the layout, 17 now ms, 18 worker id, 19 the attempts (one JSON array; redis-py
+-- ARGV: 1-17 the layout, 18 now ms, 19 worker id, 20 the attempts (one JSON array; redis-py
 --       packs one argument far faster than eleven per attempt), each an object:
 --       q queue, id, a attempt ('' for a job that never started: its record holds no attempt
 --       of this worker's), k kind ('end', 'retry' or 'interrupt': cancelled if asked to, else
 --       queued again), t target status, f fields (null deletes), au audit entry (JSON text),
 --       r result JSON, ar arq result, s score (retry time or the old score), ca cancel audit
 -- Returns {{code, status}, ...}: 1 moved to status, -1 refused (current status), -2 no record.
-local now = tonumber(ARGV[17])
-local worker = ARGV[18]
+local now = tonumber(ARGV[18])
+local worker = ARGV[19]
 W.on = true -- index, queue and cleanup writes go out per key at the end (lib_writes.lua)
 
 local function release(e, kind)
@@ -41,7 +41,8 @@ local function finish(e)
   local id, target, kind = e.id, e.t, e.k
   local key = named(L.record, id)
   local r = redis.call('HMGET', key, 'status', 'attempts', 'tenant', 'task', 'plan', 'created_at',
-    'cancel_requested', 'progress', 'message', 'error', 'next_attempt_at', 'watchers')
+    'cancel_requested', 'progress', 'message', 'error', 'next_attempt_at', 'watchers',
+    'callback_url')
   if not r[1] then
     release(e, kind)
     return {-2, ''}
@@ -49,7 +50,7 @@ local function finish(e)
   local fields, audit = e.f, e.au
   if kind == 'interrupt' and r[7] == '1' then  -- a cancel asked for it
     target, audit, kind = 'cancelled', e.ca, 'end'
-    fields['finished_at'] = ARGV[17]
+    fields['finished_at'] = ARGV[18]
   end
   local other_attempt = e.a ~= '' and r[2] ~= e.a  -- '' = it never started here
   if other_attempt or not may_move(r[1], target) then return refuse(e, r[1]) end
@@ -64,7 +65,7 @@ local function finish(e)
   redis.call('RPUSH', audit_key, audit)
   if e.r then redis.call('SET', named(L.result, id), e.r, 'EX', L.result_ttl) end
   if kind == 'end' then
-    seal(L, id, key, audit_key, r[3], r[4], r[5], target, now)
+    seal(L, id, key, audit_key, r[3], r[4], r[5], target, now, r[13])
     if r[7] == '1' then W.zrem(L.arq_abort, id) end
   end
   local progress, message = fields['progress'] or r[8], r[9]
@@ -79,7 +80,7 @@ local function finish(e)
 end
 
 local out = {}
-for _, e in ipairs(cjson.decode(ARGV[19])) do
+for _, e in ipairs(cjson.decode(ARGV[20])) do
   out[#out + 1] = finish(e)
 end
 W.flush()

@@ -55,9 +55,12 @@ local function publish_status(channel, id, target, progress, message, attempt, n
   }))
 end
 
--- A terminal record: into the finished zset and the completed counter, then its TTL.
-local function seal(L, id, key, audit_key, tenant, task, plan, target, now)
+-- A terminal record: into the finished zset and the completed counter, then its TTL. A job with
+-- a callback_url joins the callbacks outbox in the same call: its webhook delivery is enqueued
+-- right after (callbacks.py), or by the reconcile cron if the process died in between.
+local function seal(L, id, key, audit_key, tenant, task, plan, target, now, callback)
   plan = plan or ''
+  if callback then W.zadd(L.callbacks, tonumber(now), id) end
   W.zadd(L.finished, tonumber(now),
     tenant .. '\t' .. task .. '\t' .. target .. '\t' .. id .. '\t' .. plan)
   W.hincrby(L.completed, plan .. '\t' .. target, 1)
@@ -71,6 +74,6 @@ local L = {
   status_idx = ARGV[5], all_status_idx = ARGV[6], finished = ARGV[7], expiring = ARGV[8],
   completed = ARGV[9], record_ttl = tonumber(ARGV[10]), result_ttl = tonumber(ARGV[11]),
   arq_job = ARGV[12], arq_retry = ARGV[13], arq_lease = ARGV[14], arq_result = ARGV[15],
-  arq_abort = ARGV[16],
+  arq_abort = ARGV[16], callbacks = ARGV[17],
 }
-local LAYOUT_ARGS = 16
+local LAYOUT_ARGS = 17

@@ -8,10 +8,10 @@
 -- is expired here. Status events go out only while someone watches the job (the record's
 -- 'watchers', see store/events.py).
 -- KEYS: 1 arq queue zset
--- ARGV: 1-16 the layout, 17 now ms, 18 max jobs, 19 entries to look at, 20 lease ms,
---       21 worker id, 22 now as an ISO time (audit entries), 23 the worker's task names
+-- ARGV: 1-17 the layout, 18 now ms, 19 max jobs, 20 entries to look at, 21 lease ms,
+--       22 worker id, 23 now as an ISO time (audit entries), 24 the worker's task names
 --       (',a,b,': a job of another task is returned as 'missing', its record untouched),
---       24 ms a job of another task is left to the workers that have it once it is due
+--       25 ms a job of another task is left to the workers that have it once it is due
 -- Returns {next_due or -1, job, job, ...}; a job is {id, 'run', score, try, '', params,
 -- timeout_seconds, max_tries, interruptions, tenant, task, plan, correlation_id,
 -- callback_url, priority, created_at, expires_at or ''} (arq's payload is not read: the record
@@ -21,11 +21,11 @@
 -- {id, 'corrupt'} (a record whose times or timeout do not parse: reported, left as it is,
 -- and taken out of arq's queue).
 local queue = KEYS[1]
-local now = tonumber(ARGV[17])
-local wanted = tonumber(ARGV[18])
-local lease = tonumber(ARGV[20])
-local worker = ARGV[21]
-local at = ARGV[22]
+local now = tonumber(ARGV[18])
+local wanted = tonumber(ARGV[19])
+local lease = tonumber(ARGV[21])
+local worker = ARGV[22]
+local at = ARGV[23]
 W.on = true -- index, queue and cleanup writes go out per key at the end (lib_writes.lua)
 
 local function drop(id)  -- arq's own cleanup of a job that will not run
@@ -34,12 +34,12 @@ local function drop(id)  -- arq's own cleanup of a job that will not run
 end
 
 local function expire(id, key, r)
-  write_fields(key, 'expired', now, {finished_at = ARGV[17]})
+  write_fields(key, 'expired', now, {finished_at = ARGV[18]})
   reindex(L.status_idx, L.all_status_idx, id, r[2], r[5], r[1], 'expired', now)
   local audit_key = named(L.audit, id)
   redis.call('RPUSH', audit_key, cjson.encode({at = at, event = 'expired', status = 'expired',
     attempt = 0}))
-  seal(L, id, key, audit_key, r[2], r[3], r[4], 'expired', now)
+  seal(L, id, key, audit_key, r[2], r[3], r[4], 'expired', now, r[14])
   W.zrem(L.expiring, id)
   if r[18] then publish_status(named(L.events, id), id, 'expired', r[15], r[16], r[6], now) end
   drop(id)
@@ -47,7 +47,7 @@ local function expire(id, key, r)
 end
 
 local function start(id, key, r, try)
-  local fields = {started_at = ARGV[17], attempts = try, worker_id = worker}
+  local fields = {started_at = ARGV[18], attempts = try, worker_id = worker}
   if r[1] == 'retrying' then fields['next_attempt_at'] = cjson.null end
   if r[1] == 'running' then  -- the previous worker died mid-attempt (r[12] read just now)
     r[12] = tostring((tonumber(r[12]) or 0) + 1)
@@ -62,7 +62,7 @@ local function start(id, key, r, try)
 end
 
 local function lacks(task)
-  return task and not string.find(ARGV[23], ',' .. task .. ',', 1, true)
+  return task and not string.find(ARGV[24], ',' .. task .. ',', 1, true)
 end
 
 local function pick(id, score)
@@ -70,7 +70,7 @@ local function pick(id, score)
   local r = redis.call('HMGET', key, 'status', 'tenant', 'task', 'plan', 'created_at', 'attempts',
     'cancel_requested', 'expires_at', 'params', 'timeout_seconds', 'max_tries', 'interruptions',
     'correlation_id', 'callback_url', 'progress', 'message', 'priority', 'watchers')
-  if lacks(r[3]) and now - tonumber(score) < tonumber(ARGV[24]) then
+  if lacks(r[3]) and now - tonumber(score) < tonumber(ARGV[25]) then
     -- due only just now: left a moment to the workers that have its task (they woke for it)
     W.del(L.arq_lease .. id)
     W.zadd_xx(queue, score, id)
@@ -108,7 +108,7 @@ local function pick(id, score)
 end
 
 local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES', 'LIMIT', 0,
-  tonumber(ARGV[19]))
+  tonumber(ARGV[20]))
 local out = {-1}
 local taken = 0
 for i = 1, #due, 2 do
