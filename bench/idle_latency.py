@@ -393,10 +393,6 @@ async def _lpop(redis: Redis) -> Any:
 def shim_worker(argv: list[str]) -> None:
     """The worker process of ``--breakdown``: stamps installed, then the real command."""
     install_worker_stamps()
-    if os.environ.get("PROBE_UVLOOP"):
-        import uvloop
-
-        uvloop.install()
     from jobrunner.cli import main as cli
 
     cli(argv, prog_name="jobrunner")
