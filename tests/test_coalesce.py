@@ -120,3 +120,16 @@ async def test_a_batch_whose_callers_gave_up_before_it_left_is_not_sent() -> Non
     await coalescer.aclose()
     assert recorder.batches == []
     assert await coalescer.call(1) == 2  # the next batch goes out as usual
+
+
+async def test_a_lone_call_is_sent_in_the_next_loop_iteration() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    coalescer = Coalescer(recorder.send)
+    call = asyncio.create_task(coalescer.call(1))
+    await asyncio.sleep(0)  # the call joins a batch
+    assert recorder.batches == []
+    await asyncio.sleep(0)  # the iteration after: the batch is on its way (no extra hop)
+    assert recorder.batches == [[1]]
+    recorder.release.set()
+    assert await call == 2

@@ -113,7 +113,7 @@ def _print_how_to_stop(settings: Settings) -> None:
 def worker(queues: str | None, concurrency: int | None) -> None:
     """Run a worker against JOBRUNNER_REDIS_URL until Ctrl-C/SIGTERM (it drains; twice: now)."""
     settings = client_settings(worker_queues=queues, concurrency=concurrency)
-    run(lambda: _worker(settings))
+    run(lambda: _worker(settings), fast_loop=True)
 
 
 async def _worker(settings: Settings) -> None:

@@ -3,7 +3,8 @@
 ``await coalescer.call(item)`` parks the caller; once the loop has run every callback that was
 ready, the items gathered so far are handed to ``send`` at once (one pipeline, one round trip),
 and each caller gets its own reply or its own error back. Nothing waits on a timer: a lone call
-leaves in the next loop iteration, so coalescing costs an idle caller nothing measurable. A
+leaves in the next loop iteration (the batch's first call schedules its send task, whose first
+step closes the batch and sends it), so coalescing costs an idle caller nothing measurable. A
 batch whose callers have all given up is called off.
 """
 
@@ -46,7 +47,6 @@ class Coalescer(Generic[T, R]):
         self._limit = limit
         self._open: _Batch[T, R] = _Batch()
         self._sending: set[asyncio.Task[None]] = set()
-        self._scheduled = False
 
     async def call(self, item: T) -> R:
         loop = asyncio.get_running_loop()
@@ -55,28 +55,31 @@ class Coalescer(Generic[T, R]):
         batch.items.append(item)
         batch.futures.append(future)
         batch.waiting += 1
+        if batch.task is None:
+            # its first step runs once the callbacks ready now have run: their calls join
+            batch.task = loop.create_task(self._deliver(batch))
+            self._sending.add(batch.task)
+            batch.task.add_done_callback(self._sending.discard)
         if len(batch.items) >= self._limit:
-            self._flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
+            self._close(batch)
         try:
             return await future
         except asyncio.CancelledError:
             batch.abandon()
+            if batch.waiting == 0:  # called off: later calls start a batch of their own
+                self._close(batch)
             raise
 
-    def _flush(self) -> None:
-        self._scheduled = False
-        batch, self._open = self._open, _Batch()
-        if batch.waiting == 0:  # nothing gathered, or every caller gave up already
-            return
-        batch.task = asyncio.get_running_loop().create_task(self._deliver(batch))
-        self._sending.add(batch.task)
-        batch.task.add_done_callback(self._sending.discard)
+    def _close(self, batch: _Batch[T, R]) -> None:
+        """No more calls join ``batch``."""
+        if self._open is batch:
+            self._open = _Batch()
 
     async def _deliver(self, batch: _Batch[T, R]) -> None:
+        self._close(batch)
         futures = batch.futures
+        if all(future.done() for future in futures):  # every caller gave up before it left
+            return
         try:
             replies = await self._send(batch.items)
             if len(replies) != len(futures):
@@ -97,6 +100,5 @@ class Coalescer(Generic[T, R]):
 
     async def aclose(self) -> None:
         """Wait for the batches already sent (their callers may still be waiting)."""
-        self._flush()
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)

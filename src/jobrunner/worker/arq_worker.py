@@ -95,6 +95,7 @@ class JobRunnerWorker(Worker):
         self._settling: set[asyncio.Future[object]] = set()  # interruptions being written
         # the claim call in flight: a stop waits for it, so no claimed job goes unseen
         self._claiming: asyncio.Future[tuple[int, int | None]] | None = None
+        self._idle: float | None = None  # how long the next poll waits for a wake-up first
         self._pickup = Pickup(
             redis_pool,
             services.store.keys,
@@ -121,6 +122,14 @@ class JobRunnerWorker(Worker):
             await asyncio.sleep(1.0)
 
     async def _poll_once(self) -> None:
+        # the wait the previous poll asked for comes first, so a wake-up goes straight on to
+        # the claim (not back through arq's loop and its sleep(0): a loop iteration less)
+        if self._idle is not None:
+            idle, self._idle = self._idle, None
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(idle):
+                    await self.wake.wait()
         self.wake.clear()
         started, wanted = 0, 0
         idle = self.idle_poll_seconds
@@ -136,10 +145,7 @@ class JobRunnerWorker(Worker):
                 idle = min(idle, max(next_due - timestamp_ms(), 1) / 1000)
         await self.heart_beat()  # arq's health-check key, written once per its interval
         if started < wanted or wanted <= 0:
-            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(idle):
-                    await self.wake.wait()
+            self._idle = idle  # nothing more to start now: the next poll waits first
 
     async def _claim_and_start(self, free_slots: int) -> tuple[int, int | None]:
         jobs, next_due = await self._pickup.claim(
