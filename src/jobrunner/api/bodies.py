@@ -44,12 +44,14 @@ async def body_stream(
             yield piece
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The JSON body (at most ``limit`` bytes)."""
+async def read_json(request: Request, limit: int, *, optional: bool = False) -> Any:
+    """The JSON body (at most ``limit`` bytes); ``optional``: None for an empty body."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media and media != "application/json" and not media.endswith("+json"):
         raise Problem(415, "unsupported_media_type", f"send application/json, not {media}")
     raw = b"".join([piece async for piece in body_stream(request, limit)])
+    if optional and not raw.strip():
+        return None
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -15,6 +15,8 @@ __all__ = [
     "JobListQuery",
     "JobResult",
     "JobSubmission",
+    "StreamTokenRequest",
+    "StreamTokenView",
     "TaskInfo",
     "TaskList",
     "Usage",
@@ -105,3 +107,27 @@ class Usage(BaseModel):
     used: int
     quota: int | None = Field(description="Jobs allowed in the period; null: no quota.")
     resets_at: UtcTime
+
+
+class StreamTokenRequest(BaseModel):
+    """``POST /api/v1/jobs/{job_id}/stream-token``: how long the token lasts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: int = Field(
+        default=3600,
+        ge=10,
+        le=86400,
+        description="Seconds the token is good for: reconnects need it still valid; a stream "
+        "already open is not cut when it expires.",
+    )
+
+
+class StreamTokenView(BaseModel):
+    """A read-only grant to one job's live events, for a page that cannot send headers."""
+
+    token: str = Field(description="Shown here once; stored only hashed.")
+    job_id: str
+    expires_at: UtcTime
+    stream_url: str = Field(description="Server-Sent Events, for `new EventSource(url)`.")
+    ws_url: str = Field(description="The WebSocket path, for `new WebSocket(...)` on this host.")

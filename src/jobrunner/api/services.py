@@ -18,6 +18,7 @@ from jobrunner.store.blobindex import BlobIndex
 from jobrunner.store.gate import RequestGate
 from jobrunner.store.health import RedisProbe
 from jobrunner.store.limits import Limits
+from jobrunner.store.stream_tokens import StreamTokens
 from jobrunner.store.tenants import ApiKeys
 
 __all__ = ["ApiServices", "services"]
@@ -32,6 +33,7 @@ class ApiServices:
     blob_index: BlobIndex = field(init=False)
     gate: RequestGate = field(init=False)
     probe: RedisProbe = field(init=False)  # started by the lifespan
+    stream_tokens: StreamTokens = field(init=False)
 
     def __post_init__(self) -> None:
         redis, keys = self.runner.redis, self.runner.keys
@@ -50,6 +52,7 @@ class ApiServices:
             plan_quotas=self.settings.plan_quotas,
         )
         self.probe = RedisProbe(redis)
+        self.stream_tokens = StreamTokens(redis, keys)
 
     @property
     def registry(self) -> Registry:

@@ -6,6 +6,10 @@ terminal status. Events are states, so an event's id names the state it carries
 (``<attempt>-<status>-<progress>``): a client reconnecting with ``Last-Event-ID`` gets the
 current state only if it differs from the last one it saw, then the changes after it, and a
 client that already saw the terminal event gets an empty stream that ends at once.
+
+Both take the tenant's API key, or a stream token (``?token=``) for pages whose
+``EventSource``/``WebSocket`` cannot send headers: ``POST .../stream-token`` issues one for one
+job (store/stream_tokens.py), good for nothing but following that job.
 """
 
 from __future__ import annotations
@@ -14,21 +18,26 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from starlette.requests import Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from jobrunner.api.auth import require_tenant
-from jobrunner.api.operations import Reply, operation, route
+from jobrunner.api.auth import require_tenant, unauthorized
+from jobrunner.api.bodies import parse_model, read_json
+from jobrunner.api.models import StreamTokenRequest, StreamTokenView
+from jobrunner.api.operations import Body, Reply, operation, route
 from jobrunner.api.problems import Problem, from_error, problem_response
-from jobrunner.api.replies import owned_job
+from jobrunner.api.replies import json_reply, owned_job
 from jobrunner.api.services import ApiServices, services
-from jobrunner.domain.models import JobEvent
+from jobrunner.domain.models import JobEvent, JobRecord
 from jobrunner.domain.views import API_PREFIX, EventView
-from jobrunner.errors import JobRunnerError
+from jobrunner.errors import JobNotFoundError, JobRunnerError
+from jobrunner.store.stream_tokens import StreamGrant
 
 __all__ = ["event_id", "routes"]
 
@@ -89,6 +98,37 @@ async def sse_body(source: AsyncIterator[Item], heartbeat: float) -> AsyncIterat
         await asyncio.gather(pump, return_exceptions=True)
 
 
+class StreamQuery(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    token: str | None = Field(
+        default=None,
+        description="A stream token for this job (POST .../stream-token), instead of the "
+        "Authorization header: for a browser's EventSource or WebSocket.",
+    )
+
+
+async def followed_job(conn: HTTPConnection) -> JobRecord:
+    """The job a stream follows: by a stream token for it (``?token=``), else by the tenant's
+    API key (spending one request of its rate)."""
+    api = services(conn)
+    job_id = conn.path_params["job_id"]
+    token = conn.query_params.get("token")
+    if token is None:
+        return await owned_job(api, await require_tenant(conn), job_id)
+    async with api.guard("authenticate"):
+        grant = await api.stream_tokens.lookup(token)
+    if grant is None:
+        raise unauthorized("unknown or expired stream token", invalid=True)
+    if grant.job_id != job_id:
+        raise Problem(403, "forbidden", "this stream token is for another job")
+    conn.scope.setdefault("state", {})["tenant"] = grant.tenant
+    record = await api.runner.get(job_id)
+    if record.tenant != grant.tenant:
+        raise JobNotFoundError(job_id)
+    return record
+
+
 @operation(
     "Follow a job (Server-Sent Events)",
     tag="jobs",
@@ -96,16 +136,17 @@ async def sse_body(source: AsyncIterator[Item], heartbeat: float) -> AsyncIterat
     description="`status` and `progress` events (JSON data, ids naming the state), a comment "
     "heartbeat every 15 s, resumable with `Last-Event-ID`; the stream ends after a terminal "
     "status. The WebSocket `/api/v1/jobs/{job_id}/ws` sends the same events as JSON messages "
-    "`{id, event, data}` and closes (1000) after a terminal status.",
+    "`{id, event, data}` and closes (1000) after a terminal status. Both also take a stream "
+    "token (`?token=`) instead of the API key.",
+    query=StreamQuery,
     headers={"Last-Event-ID": "Resume after this event."},
     responses={
         200: Reply("The event stream", schema={"type": "string"}, media_type="text/event-stream")
     },
 )
 async def stream(request: Request) -> Response:
-    principal = await require_tenant(request)
+    record = await followed_job(request)
     api = services(request)
-    record = await owned_job(api, principal, request.path_params["job_id"])
     source = job_events(api, record.id, request.headers.get("last-event-id"))
     return StreamingResponse(
         sse_body(source, api.settings.stream_heartbeat_seconds),
@@ -116,11 +157,10 @@ async def stream(request: Request) -> Response:
 
 async def socket(ws: WebSocket) -> None:
     """The same events as JSON messages ``{id, event, data}``; closes (1000) after a terminal
-    status. Authenticated like every route (``Authorization: Bearer``)."""
+    status. Authenticated like ``/stream``: the API key, or a stream token (``?token=``)."""
+    api = services(ws)
     try:
-        principal = await require_tenant(ws)
-        api = services(ws)
-        record = await owned_job(api, principal, ws.path_params["job_id"])
+        record = await followed_job(ws)
     except (Problem, JobRunnerError) as exc:
         await _deny(ws, exc if isinstance(exc, Problem) else from_error(exc))
         return
@@ -156,8 +196,41 @@ async def _deny(ws: WebSocket, problem: Problem) -> None:
         await ws.close(1008, problem.detail[:120])
 
 
+@operation(
+    "Get a stream token for a job",
+    tag="jobs",
+    auth="tenant",
+    description="A token that lets a page follow this one job's events without the API key "
+    "(a browser's EventSource cannot send headers, and an API key does not belong in a "
+    "browser): your backend asks for it and hands the page `stream_url` or `ws_url`. The "
+    "token grants nothing else, and is stored only hashed. The body is optional.",
+    body=Body({"application/json": StreamTokenRequest}, required=False),
+    responses={201: Reply("The token, and the stream URLs that carry it", StreamTokenView)},
+)
+async def stream_token(request: Request) -> Response:
+    principal = await require_tenant(request)
+    api = services(request)
+    record = await owned_job(api, principal, request.path_params["job_id"])
+    data = await read_json(request, api.settings.max_body_bytes, optional=True)
+    spec = StreamTokenRequest() if data is None else parse_model(StreamTokenRequest, data)
+    async with api.guard("stream token"):
+        grant = StreamGrant(principal.tenant, record.id)
+        token = await api.stream_tokens.issue(grant, spec.ttl_seconds)
+    expires = datetime.now(tz=UTC) + timedelta(seconds=spec.ttl_seconds)
+    base = f"{API_PREFIX}/jobs/{record.id}"
+    view = StreamTokenView(
+        token=token,
+        job_id=record.id,
+        expires_at=expires,
+        stream_url=f"{base}/stream?token={token}",
+        ws_url=f"{base}/ws?token={token}",
+    )
+    return json_reply(view, 201, {"Cache-Control": "no-store"})
+
+
 _JOB = f"{API_PREFIX}/jobs/{{job_id}}"
 routes: list[BaseRoute] = [
     route(f"{_JOB}/stream", GET=stream),
+    route(f"{_JOB}/stream-token", POST=stream_token),
     WebSocketRoute(f"{_JOB}/ws", socket),
 ]

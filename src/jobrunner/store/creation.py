@@ -59,7 +59,7 @@ Created = tuple[str, bool]  # (job id, True) for a new job; (earlier id, False) 
 
 
 class JobCreator:
-    """Runs create_job.lua for batches of jobs, one pipelined round trip per batch."""
+    """Runs create_jobs.lua for batches of jobs, one pipelined round trip per batch."""
 
     def __init__(self, redis: Redis, keys: Keys, *, idempotency_ttl: int) -> None:
         self.redis = redis
@@ -105,14 +105,14 @@ class JobCreator:
         wake: Sequence[str],
     ) -> None:
         """Fill ``replies`` (per job: its [code, id] or the error of its call)."""
-        answers = await self._run([[calls[i] for i in chunk] for chunk in chunks], wake)
-        forgotten = [c for c, a in zip(chunks, answers, strict=True) if _forgotten(a)]
-        if forgotten:
+        batches = [[calls[i] for i in chunk] for chunk in chunks]
+        answers = await self._run(batches, wake)
+        forgotten = [n for n, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
+        if forgotten:  # a restarted Redis, a SCRIPT FLUSH: only the refused calls go again
             await self.redis.script_load(_SCRIPT)
-            again = await self._run([[calls[i] for i in chunk] for chunk in forgotten], wake)
-            answers = [a for c, a in zip(chunks, answers, strict=True) if not _forgotten(a)]
-            chunks = [c for c in chunks if c not in forgotten] + forgotten
-            answers += again
+            again = await self._run([batches[n] for n in forgotten], wake)
+            for n, answer in zip(forgotten, again, strict=True):
+                answers[n] = answer
         alone: list[list[int]] = []
         for chunk, answer in zip(chunks, answers, strict=True):
             if isinstance(answer, Exception) and len(chunk) > 1:
@@ -168,10 +168,6 @@ class JobCreator:
                 k.plan_index(str(job.fields["plan"])),
             ],
         }
-
-
-def _forgotten(answer: Any) -> bool:
-    return isinstance(answer, NoScriptError)
 
 
 def _per_job(answer: Any, count: int) -> list[Any]:

@@ -105,6 +105,11 @@ class Keys:
         """Hash of one API key, found by the SHA-256 of the key (the key itself is never kept)."""
         return f"{self.prefix}:apikey:{digest}"
 
+    def stream_token(self, digest: str) -> str:
+        """One stream token's grant (JSON: tenant, job id), by the token's SHA-256; expires with
+        the token."""
+        return f"{self.prefix}:streamtoken:{digest}"
+
     @property
     def api_keys(self) -> str:
         """Hash key_id -> digest: every API key, for listing and revoking by id."""
