@@ -67,7 +67,7 @@ def up(
         sock = bind(host, port)
     except ConfigError as exc:
         report(exc)
-    run(lambda: _up(settings, sock, token_source, dev_key))
+    run(lambda: _up(settings, sock, token_source, dev_key), fast_loop=True)
 
 
 async def _up(settings: Settings, sock: socket.socket, token_source: str, dev_key: str) -> None:
