@@ -262,6 +262,7 @@ async def test_a_callback_lost_with_its_process_is_enqueued_by_reconcile(
     assert await runner.store.transition(job.id, change, time.time() * 1000)
     outbox = runner.keys.callbacks_due
     assert await runner.redis.zrange(outbox, 0, -1) == [job.id.encode()]
+    assert (await runner.metrics()).webhooks_pending == 1  # /metrics: jobrunner_webhooks_pending
     callbacks = Callbacks(runner.settings, runner.registry, runner.store)
     upkeep = Upkeep(runner.store, runner.blobs, runner.settings, callbacks)
     early = await upkeep.reconcile()  # within the grace: the ending process may still do it
@@ -269,6 +270,7 @@ async def test_a_callback_lost_with_its_process_is_enqueued_by_reconcile(
     later = time.time() * 1000 + runner.settings.reconcile_grace_seconds * 1000 + 1
     assert (await upkeep.reconcile(later))["webhooks_resent"] == 1
     assert await runner.redis.zcard(outbox) == 0
+    assert (await runner.metrics()).webhooks_pending == 0
     assert (await upkeep.reconcile(later))["webhooks_resent"] == 0
     delivery = await delivery_job(runner)
     assert delivery.params == {"job_id": job.id}

@@ -91,6 +91,12 @@ class ClusterCollector(Collector):
             "Jobs the live workers can run at once (their summed concurrency).",
             value=sum(int(w.get("concurrency", 0)) for w in workers),
         )
+        yield GaugeMetricFamily(
+            "jobrunner_webhooks_pending",
+            "Ended jobs whose webhook delivery is not enqueued yet (the callbacks outbox; the "
+            "reconcile cron enqueues what a dead process left).",
+            value=self.snapshot.webhooks_pending,
+        )
 
 
 def exposition(snapshot: MetricsSnapshot, accept: str | None) -> tuple[bytes, str]:

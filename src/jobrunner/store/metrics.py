@@ -28,6 +28,7 @@ class MetricsSnapshot:
     durations: dict[str, TaskDurations]  # task -> attempt durations
     queues: list[QueueStats]
     workers: list[dict[str, Any]] = field(default_factory=list)
+    webhooks_pending: int = 0  # ended jobs whose delivery job is not enqueued yet (the outbox)
 
 
 def add_durations(pipe: Pipeline, keys: Keys, drained: Mapping[str, TaskDurations]) -> None:
@@ -50,13 +51,15 @@ async def read_metrics(
         pipe.hgetall(keys.submitted_counts)
         pipe.hgetall(keys.completed_counts)
         pipe.hgetall(keys.duration_counts)
-        submitted, completed, durations = await pipe.execute()
+        pipe.zcard(keys.callbacks_due)
+        submitted, completed, durations, pending = await pipe.execute()
     return MetricsSnapshot(
         submitted=_pairs(submitted),
         completed=_pairs(completed),
         durations=_durations(durations),
         queues=await queue_stats(redis, keys, plans, workers, now_ms),
         workers=[dict(w) for w in workers],
+        webhooks_pending=int(pending),
     )
 
 
