@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -63,6 +64,15 @@ async def webhook_audit(runner: JobRunner, job_id: str, count: int = 1) -> list[
         return [a for a in await runner.audit(job_id) if a.event in WEBHOOK_EVENTS]
 
     return await eventually(read, lambda entries: len(entries) >= count, timeout=10)
+
+
+async def delivered_by_a_worker(runner: JobRunner, receiver: Receiver, job_id: str) -> Any:
+    """Run a worker until the job's webhook was delivered; the one body the receiver got."""
+    async with WorkerRunner(runner.settings, runner.registry, redis=runner.redis):
+        (entry,) = await webhook_audit(runner, job_id)
+    assert entry.event == "webhook_delivered"
+    (got,) = receiver.got
+    return json.loads(got.body)
 
 
 async def delivery_job(runner: JobRunner, tenant: str = "default") -> JobRecord:
@@ -194,11 +204,7 @@ async def test_expired_jobs_are_reported_by_the_expiry_cron(
 
     expired = await eventually(tick, lambda report: report == {"expired": 1})
     assert expired == {"expired": 1}
-    async with WorkerRunner(runner.settings, runner.registry, redis=runner.redis):
-        (entry,) = await webhook_audit(runner, job.id)
-    assert entry.event == "webhook_delivered"
-    (got,) = receiver.got
-    assert json.loads(got.body)["status"] == "expired"
+    assert (await delivered_by_a_worker(runner, receiver, job.id))["status"] == "expired"
 
 
 async def test_a_delivery_reports_only_a_job_of_its_own_tenant(
@@ -274,11 +280,7 @@ async def test_a_callback_lost_with_its_process_is_enqueued_by_reconcile(
     assert (await upkeep.reconcile(later))["webhooks_resent"] == 0
     delivery = await delivery_job(runner)
     assert delivery.params == {"job_id": job.id}
-    async with WorkerRunner(runner.settings, runner.registry, redis=runner.redis):
-        (entry,) = await webhook_audit(runner, job.id)
-    assert entry.event == "webhook_delivered"
-    (got,) = receiver.got
-    assert json.loads(got.body)["status"] == "cancelled"
+    assert (await delivered_by_a_worker(runner, receiver, job.id))["status"] == "cancelled"
 
 
 async def test_an_ending_that_enqueues_its_delivery_leaves_no_outbox_entry(
