@@ -63,7 +63,10 @@ class HandoffReader:
             log.error("unreadable hand-off entry dropped", error=str(exc))
             return
         self.handed += 1
-        self._dispatch(queue, job)
+        try:
+            self._dispatch(queue, job)
+        except Exception:  # the reader must live on: the job's lease lapses and it runs again
+            log.exception("handed job not started", job_id=job.job_id)
 
     async def stop(self, idle_sets: Iterable[str]) -> None:
         """Leave the idle sets, stop reading, then run what was handed over meanwhile."""
