@@ -59,12 +59,17 @@ local function replayed(a, K)
   return nil
 end
 
+local none_idle = {} -- idle sets found empty: not asked again in this call
+
 -- An idle worker of the job's queue that has its task (taken out of the idle set), or nil.
 local function idle_worker(a, K, w)
-  if ARGV[5] == '' or a['ready'] ~= '1' then return nil end
+  if ARGV[5] == '' or a['ready'] ~= '1' or none_idle[K[17]] then return nil end
   local found = redis.call('ZRANGEBYSCORE', K[17], '(' .. ARGV[2], '+inf', 'WITHSCORES',
     'LIMIT', 0, 1)
-  if #found == 0 then return nil end
+  if #found == 0 then
+    none_idle[K[17]] = true
+    return nil
+  end
   local worker, tasks = string.match(found[1], '^(.-)|(.*)$')
   if not worker or not string.find(tasks, ',' .. a['fields']['task'] .. ',', 1, true) then
     return nil
