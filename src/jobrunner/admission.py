@@ -62,11 +62,7 @@ class Admitted:
             self.task.name, (), self.arq_kwargs, None, created, serializer=serialize
         )
         return ArqEnqueue(
-            queue=self.queue,
-            payload=payload,
-            ttl_ms=self.arq_ttl_ms,
-            score=self.score_ms,
-            ready=self.ready_now,
+            queue=self.queue, payload=payload, ttl_ms=self.arq_ttl_ms, score=self.score_ms
         )
 
     def record(self) -> JobRecord:

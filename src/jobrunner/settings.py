@@ -84,11 +84,6 @@ class Settings(BaseSettings):
     max_params_bytes: int = Field(default=1024 * 1024, ge=1)
     inline_result_max_bytes: int = Field(default=64 * 1024, ge=0)
     poll_delay_seconds: float = Field(default=0.5, gt=0, le=60)
-    handoff: bool = Field(
-        default=True,
-        description="An idle worker is handed a ready job by the submit itself (one Redis hop "
-        "from enqueue to start instead of two); false: every job goes through the queue.",
-    )
     lease_seconds: float = Field(default=15.0, gt=1)
     heartbeat_seconds: float = Field(default=2.0, gt=0)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)

@@ -12,7 +12,6 @@ gets its own outcome.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +23,7 @@ from jobrunner.domain.models import AuditEntry
 from jobrunner.domain.status import JobStatus
 from jobrunner.errors import IdempotencyConflictError
 from jobrunner.store.codec import audit_json, encode_fields
-from jobrunner.store.keys import ALL_TENANTS, Keys, arq_in_progress, arq_job
-from jobrunner.store.pickup import iso_ms
+from jobrunner.store.keys import ALL_TENANTS, Keys, arq_job
 from jobrunner.store.scripts import lua_source, with_writes
 
 _SCRIPT = with_writes(lua_source("create_jobs"))
@@ -55,7 +53,6 @@ class ArqEnqueue:
     payload: bytes
     ttl_ms: int
     score: int
-    ready: bool = False  # due now: an idle worker may be handed it
 
 
 Created = tuple[str, bool]  # (job id, True) for a new job; (earlier id, False) for a replay
@@ -64,13 +61,10 @@ Created = tuple[str, bool]  # (job id, True) for a new job; (earlier id, False) 
 class JobCreator:
     """Runs create_jobs.lua for batches of jobs, one pipelined round trip per batch."""
 
-    def __init__(
-        self, redis: Redis, keys: Keys, *, idempotency_ttl: int, lease_ms: int = 15_000
-    ) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, idempotency_ttl: int) -> None:
         self.redis = redis
         self.keys = keys
         self.idempotency_ttl = idempotency_ttl
-        self.lease_ms = lease_ms  # a handed-off job's lease, as its worker's claim would take
         self._sha = redis.register_script(_SCRIPT).sha
         # tenants this creator saw in the tenants set: the set only grows, so their SADD is skipped
         self._known_tenants: set[str] = set()
@@ -130,12 +124,10 @@ class JobCreator:
             await self._send(calls, alone, replies, ())
 
     async def _run(self, batches: list[list[dict[str, Any]]], wake: Sequence[str]) -> list[Any]:
-        now_ms = time.time() * 1000
-        clock = [repr(now_ms), iso_ms(now_ms), str(self.lease_ms), self.keys.handoff("")]
         async with self.redis.pipeline(transaction=False) as pipe:
             for batch in batches:
                 argv = json.dumps(batch, ensure_ascii=False, separators=(",", ":"))
-                pipe.execute_command("EVALSHA", self._sha, 0, argv, *clock)
+                pipe.execute_command("EVALSHA", self._sha, 0, argv)
             for queue in wake:
                 pipe.publish(self.keys.wake, queue)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
@@ -158,7 +150,6 @@ class JobCreator:
             "payload_ttl": str(arq.ttl_ms),
             "score": str(arq.score),
             "tenant_known": "1" if job.tenant in self._known_tenants else "",
-            "ready": "1" if arq.ready else "",
             "k": [
                 k.job(job.job_id),
                 k.audit(job.job_id),
@@ -175,9 +166,6 @@ class JobCreator:
                 k.status_index(ALL_TENANTS, JobStatus.QUEUED),
                 k.task_index(ALL_TENANTS, job.task),
                 k.plan_index(str(job.fields["plan"])),
-                k.status_index(job.tenant, JobStatus.RUNNING),
-                k.idle(arq.queue),
-                arq_in_progress(job.job_id),
             ],
         }
 

@@ -51,21 +51,14 @@ class JobStore:
     """Records, indices, audit and results under one key prefix."""
 
     def __init__(
-        self,
-        redis: Redis,
-        keys: Keys,
-        *,
-        record_ttl: int,
-        result_ttl: int,
-        idempotency_ttl: int,
-        lease_ms: int = 15_000,
+        self, redis: Redis, keys: Keys, *, record_ttl: int, result_ttl: int, idempotency_ttl: int
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.record_ttl = record_ttl
         self.result_ttl = result_ttl
         self.idempotency_ttl = idempotency_ttl
-        self.creator = JobCreator(redis, keys, idempotency_ttl=idempotency_ttl, lease_ms=lease_ms)
+        self.creator = JobCreator(redis, keys, idempotency_ttl=idempotency_ttl)
         self.running = RunningIndex(redis, keys)
         self._transition = record_script(redis, "transition")
         self._cancel = record_script(redis, "request_cancel")
@@ -80,7 +73,6 @@ class JobStore:
             record_ttl=settings.record_ttl_seconds,
             result_ttl=settings.result_ttl_seconds,
             idempotency_ttl=settings.idempotency_ttl_seconds,
-            lease_ms=int(settings.lease_seconds * 1000),
         )
 
     # -- creation ---------------------------------------------------------------------------

@@ -26,16 +26,6 @@ class Keys:
     def queue(self, plan: str) -> str:
         return f"{self.prefix}:queue:{plan}"
 
-    @staticmethod
-    def idle(queue: str) -> str:
-        """Zset of the workers idle on ``queue`` ('<worker id>|,task,...,' -> registered until,
-        ms), written by their claim calls: a submit hands a ready job straight to one."""
-        return f"{queue}:idle"
-
-    def handoff(self, worker_id: str) -> str:
-        """List a worker blocks on for the jobs a submit started for it (create_jobs.lua)."""
-        return f"{self.prefix}:handoff:{worker_id}"
-
     @property
     def maintenance_queue(self) -> str:
         return f"{self.prefix}:queue:_maintenance"

@@ -7,7 +7,6 @@ returns only what an attempt needs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,16 +122,11 @@ class Pickup:
         result_ttl: int,
         tasks: Iterable[str],
         leave_missing_ms: int = 0,
-        idle_as: str | None = None,
-        idle_ms: int = 0,
     ) -> None:
         self._script = record_script(redis, "start")
         self._layout = layout_args(keys, record_ttl=record_ttl, result_ttl=result_ttl)
         self._tasks = "," + ",".join(tasks) + ","
         self._leave_missing_ms = leave_missing_ms  # see start.lua's ARGV 25
-        # idle_as: the worker id under which an idle claim registers for hand-offs (ARGV 26-28)
-        self._idle_member = f"{idle_as}|{self._tasks}" if idle_as else ""
-        self._idle_ms = idle_ms
 
     async def claim(
         self, queue: str, *, wanted: int, now_ms: int, scan: int, lease_ms: int, worker_id: str
@@ -149,9 +143,6 @@ class Pickup:
             iso_ms(now_ms),
             self._tasks,
             self._leave_missing_ms,
-            Keys.idle(queue) if self._idle_member else "",
-            self._idle_member,
-            self._idle_ms,
         ]
         reply = await self._script(keys=[queue], args=args)
         next_due = int(float(reply[0])) if float(reply[0]) >= 0 else None
@@ -170,13 +161,3 @@ class Pickup:
             record = _started(e) if kind == b"run" else None
             jobs.append(Claimed(e[0].decode(), int(float(e[2])), int(e[3]), bytes(e[4]), record))
         return jobs, next_due
-
-
-def handed_job(raw: bytes) -> tuple[str, Claimed]:
-    """A job a submit started for this worker (create_jobs.lua's hand-off list): its queue,
-    and the job as a claim would have returned it."""
-    item = json.loads(raw)
-    e: list[Any] = [None if v in ("", None) else str(v).encode() for v in item["e"]]
-    e[1], e[4] = b"run", b""
-    job = Claimed(e[0].decode(), int(float(e[2])), int(e[3]), b"", _started(e))
-    return str(item["q"]), job

@@ -61,7 +61,6 @@ class JobRunnerWorker(Worker):
         idle_poll_seconds: float,
         scan_limit: int,
         wake: asyncio.Event,
-        handoff_as: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -106,10 +105,6 @@ class JobRunnerWorker(Worker):
             # a job of a task this worker lacks is left to the workers that have it for one
             # poll interval after it is due: they sleep until exactly then
             leave_missing_ms=int(idle_poll_seconds * 1000),
-            # idle, this worker may be handed jobs (worker/handoff.py); an idle worker claims
-            # again each poll interval, which renews the registration
-            idle_as=handoff_as,
-            idle_ms=int(max(1.0, 3 * idle_poll_seconds) * 1000),
         )
 
     def task_for(self, function_name: str) -> Task[Any] | None:
@@ -167,7 +162,10 @@ class JobRunnerWorker(Worker):
         self.capacity.started(self.plan, len(claimed), more_waiting=len(claimed) == free_slots)
         for job in jobs:
             if isinstance(job, Claimed):
-                self._launch(job)
+                self.job_counter += 1
+                task = self.loop.create_task(self._run(job))
+                task.add_done_callback(functools.partial(self._done, job))
+                self.tasks[job.job_id] = task
             elif isinstance(job, MissingAtPickup):
                 self._settle(handle_missing(self.services, self.queue_name, job, self._end))
             elif isinstance(job, ExpiredAtPickup):
@@ -179,19 +177,6 @@ class JobRunnerWorker(Worker):
                     code=RecordCorruptError.code,
                 )
         return len(claimed), next_due
-
-    def _launch(self, job: Claimed) -> None:
-        self.job_counter += 1
-        task = self.loop.create_task(self._run(job))
-        task.add_done_callback(functools.partial(self._done, job))
-        self.tasks[job.job_id] = task
-
-    def start_handed(self, job: Claimed) -> None:
-        """Run a job a submit started for this idle worker (its lease is ours, its record
-        running); the next poll's claim registers the worker again if it is still idle."""
-        self.capacity.started(self.plan, 1, more_waiting=False)
-        self._launch(job)
-        self.wake.set()
 
     async def _run(self, job: Claimed) -> None:
         self._begun.add(job.job_id)

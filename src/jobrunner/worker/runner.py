@@ -34,13 +34,11 @@ from jobrunner.store.finishes import Finisher
 from jobrunner.store.jobs import JobStore
 from jobrunner.store.keys import Keys
 from jobrunner.store.leases import Leases
-from jobrunner.store.pickup import Claimed
 from jobrunner.store.workers import WorkerRegistry
 from jobrunner.worker.arq_worker import JobRunnerWorker, arq_functions
 from jobrunner.worker.batching import FinishBatcher
 from jobrunner.worker.capacity import SharedCapacity
 from jobrunner.worker.execution import Services
-from jobrunner.worker.handoff import HandoffReader
 from jobrunner.worker.wakeups import WakeListener
 
 log = structlog.get_logger("jobrunner.worker")
@@ -92,11 +90,6 @@ class WorkerRunner:
         self._maintenance: Worker | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._wake = WakeListener(redis, self.keys.wake)
-        self._handoff = (
-            HandoffReader(redis, self.keys, self.worker_id, self._run_handed)
-            if settings.handoff
-            else None
-        )
         self._stopped = asyncio.Event()
         self._hurry = asyncio.Event()
         self._stopping = False
@@ -125,7 +118,6 @@ class WorkerRunner:
                 idle_poll_seconds=s.poll_delay_seconds,
                 scan_limit=max(1000, self.concurrency * 10),
                 wake=self._wake.event_for(queue),
-                handoff_as=self.worker_id if self._handoff else None,
             )
         if self._cron_jobs:
             self._maintenance = Worker(
@@ -154,8 +146,6 @@ class WorkerRunner:
         for worker in arq_workers:
             worker.main_task = asyncio.create_task(worker.main())
             self._tasks.append(worker.main_task)
-        if self._handoff:
-            self._handoff.start()
         self._tasks.append(asyncio.create_task(self._heartbeats()))
         self._tasks.append(asyncio.create_task(self._abort_checks()))
         await self._beat()
@@ -196,8 +186,6 @@ class WorkerRunner:
         for worker in self.workers.values():
             worker.allow_pick_jobs = False
         await asyncio.gather(*(w.claims_done() for w in self.workers.values()))
-        if self._handoff:  # out of the idle sets; what was handed over meanwhile runs now
-            await self._handoff.stop(Keys.idle(w.queue_name) for w in self.workers.values())
         running = [t for w in self.workers.values() for t in w.tasks.values() if not t.done()]
         log.info("worker stopping", running=len(running), grace=grace)
         if running:
@@ -227,13 +215,6 @@ class WorkerRunner:
     @property
     def running_job_ids(self) -> list[str]:
         return [j for w in self.workers.values() for j in w.running_job_ids]
-
-    def _run_handed(self, queue: str, job: Claimed) -> None:
-        for worker in self.workers.values():
-            if worker.queue_name == queue:
-                worker.start_handed(job)
-                return
-        log.error("handed a job of a queue this worker does not consume", job_id=job.job_id)
 
     async def _beat(self) -> None:
         s = self.settings

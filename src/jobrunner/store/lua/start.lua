@@ -11,12 +11,7 @@
 -- ARGV: 1-17 the layout, 18 now ms, 19 max jobs, 20 entries to look at, 21 lease ms,
 --       22 worker id, 23 now as an ISO time (audit entries), 24 the worker's task names
 --       (',a,b,': a job of another task is returned as 'missing', its record untouched),
---       25 ms a job of another task is left to the workers that have it once it is due,
---       26 the queue's idle-worker zset ('' = this worker takes no hand-offs), 27 this worker's
---       member there ('<worker id>|,task,...,'), 28 how long a registration lasts (ms).
--- A worker that takes fewer jobs than it has room for is idle: it is registered in the idle
--- set until now + ARGV 28, so a submit can hand it a job directly (create_jobs.lua); a worker
--- that filled its room leaves the set.
+--       25 ms a job of another task is left to the workers that have it once it is due
 -- Returns {next_due or -1, job, job, ...}; a job is {id, 'run', score, try, '', params,
 -- timeout_seconds, max_tries, interruptions, tenant, task, plan, correlation_id,
 -- callback_url, priority, created_at, expires_at or ''} (arq's payload is not read: the record
@@ -129,13 +124,6 @@ for i = 1, #due, 2 do
   end
 end
 W.flush() -- before the queue is read again
-if ARGV[26] ~= '' then
-  if taken < wanted then
-    redis.call('ZADD', ARGV[26], now + tonumber(ARGV[28]), ARGV[27])
-  else
-    redis.call('ZREM', ARGV[26], ARGV[27])
-  end
-end
 local upcoming = redis.call('ZRANGEBYSCORE', queue, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 if #upcoming > 0 then out[1] = upcoming[2] end
 return out
