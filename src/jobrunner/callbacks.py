@@ -68,9 +68,9 @@ class Callbacks:
 
     async def resend_due(self, now_ms: float, *, grace_ms: float, limit: int) -> int:
         """Enqueue the deliveries of jobs that ended over ``grace_ms`` ago and are still in the
-        outbox (their process died before it enqueued them); how many were looked at."""
-        due = await self._outbox.due(now_ms - grace_ms, limit)
-        for job_id in due:
+        outbox (their process died before it enqueued them); how many were enqueued again."""
+        resent = 0
+        for job_id in await self._outbox.due(now_ms - grace_ms, limit):
             try:
                 record = await self._store.get(job_id)
             except JobNotFoundError:  # expired with its record: nothing left to deliver
@@ -79,7 +79,8 @@ class Callbacks:
             log.warning("webhook delivery was not enqueued when the job ended; enqueuing it now",
                         job_id=job_id, tenant=record.tenant)  # fmt: skip
             await self.job_ended(record)
-        return len(due)
+            resent += 1
+        return resent
 
     async def _enqueue(self, record: JobRecord) -> str:
         request = EnqueueRequest(

@@ -4,11 +4,11 @@ job of the caller's tenant (another tenant's job is 404, exactly like a job that
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from jobrunner.api.auth import Principal
 from jobrunner.api.services import ApiServices
 from jobrunner.domain.models import JobRecord
 from jobrunner.domain.views import job_url, job_view
@@ -35,8 +35,15 @@ def job_reply(record: JobRecord, status: int = 200, *, replayed: bool = False) -
     return json_reply(job_view(record), status, headers)
 
 
-async def owned_job(api: ApiServices, principal: Principal, job_id: str) -> JobRecord:
+class Owner(Protocol):
+    """Who asks for a job: a tenant's API key (``Principal``) or a stream token's grant."""
+
+    @property
+    def tenant(self) -> str: ...
+
+
+async def owned_job(api: ApiServices, owner: Owner, job_id: str) -> JobRecord:
     record = await api.runner.get(job_id)
-    if record.tenant != principal.tenant:
+    if record.tenant != owner.tenant:
         raise JobNotFoundError(job_id)
     return record

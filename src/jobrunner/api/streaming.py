@@ -36,7 +36,7 @@ from jobrunner.api.replies import json_reply, owned_job
 from jobrunner.api.services import ApiServices, services
 from jobrunner.domain.models import JobEvent, JobRecord
 from jobrunner.domain.views import API_PREFIX, EventView
-from jobrunner.errors import JobNotFoundError, JobRunnerError
+from jobrunner.errors import JobRunnerError
 from jobrunner.store.stream_tokens import StreamGrant
 
 __all__ = ["event_id", "routes"]
@@ -123,10 +123,7 @@ async def followed_job(conn: HTTPConnection) -> JobRecord:
     if grant.job_id != job_id:
         raise Problem(403, "forbidden", "this stream token is for another job")
     conn.scope.setdefault("state", {})["tenant"] = grant.tenant
-    record = await api.runner.get(job_id)
-    if record.tenant != grant.tenant:
-        raise JobNotFoundError(job_id)
-    return record
+    return await owned_job(api, grant, job_id)
 
 
 @operation(
